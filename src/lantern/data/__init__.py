@@ -1,0 +1,19 @@
+"""Datasets registered by name; ``load_dataset("iemocap", label_set="4way-merge")``."""
+
+from __future__ import annotations
+
+from lantern.registry import Registry
+
+DATASETS = Registry("dataset")
+DATASETS.register("iemocap", "lantern.data.iemocap:load_iemocap")
+DATASETS.register("meld", "lantern.data.meld:load_meld")
+DATASETS.register("emorynlp", "lantern.data.emorynlp:load_emorynlp")
+DATASETS.register("dailydialog", "lantern.data.dailydialog:load_dailydialog")
+DATASETS.register("conversation", "lantern.data.conversation:load_conversation")
+DATASETS.register("cogmen-pickle", "lantern.data.official_pickles:load_cogmen_pickle")
+DATASETS.register("sdt-pickle", "lantern.data.official_pickles:load_sdt_pickle")
+
+
+def load_dataset(name: str, **options):
+    """Load a registered dataset; options go to its loader (``data_root``, ``label_set``, ...)."""
+    return DATASETS.get(name)(**options)

@@ -1,0 +1,36 @@
+"""Label sets used in the literature, with short definitions for LLM prompts."""
+
+from __future__ import annotations
+
+from lantern.data.records import LabelSet
+
+_DEFS = {
+    "hap": "happy: pleased, content, amused", "sad": "sad: unhappy, hurt, down",
+    "neu": "neutral: no clear emotion", "ang": "angry: annoyed, hostile, furious",
+    "exc": "excited: enthusiastic, thrilled, elated", "fru": "frustrated: exasperated, stuck, fed up",
+    "neutral": "neutral: no clear emotion", "surprise": "surprise: astonished, caught off guard",
+    "fear": "fear: scared, anxious", "sadness": "sadness: unhappy, hurt, down",
+    "joy": "joy: happy, pleased, amused", "disgust": "disgust: repulsed, contemptuous",
+    "anger": "anger: annoyed, hostile, furious",
+    "Joyful": "joyful: happy, cheerful", "Mad": "mad: angry, annoyed",
+    "Peaceful": "peaceful: calm, relaxed, content", "Neutral": "neutral: no clear emotion",
+    "Sad": "sad: unhappy, hurt", "Powerful": "powerful: confident, proud",
+    "Scared": "scared: afraid, anxious",
+    "happiness": "happiness: happy, pleased",
+}
+
+
+def _label_set(name: str, classes: tuple[str, ...]) -> LabelSet:
+    return LabelSet(name, classes, tuple(_DEFS.get(c, c) for c in classes))
+
+
+IEMOCAP_6WAY = _label_set("6way", ("hap", "sad", "neu", "ang", "exc", "fru"))
+# Two 4-way conventions: excited merged into happy, or excited and frustrated dropped.
+IEMOCAP_4WAY_MERGE = _label_set("4way-merge", ("hap", "sad", "neu", "ang"))
+IEMOCAP_4WAY_DROP = _label_set("4way-drop", ("hap", "sad", "neu", "ang"))
+MELD_7 = _label_set("meld7", ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"))
+EMORYNLP_7 = _label_set("emorynlp7", ("Joyful", "Mad", "Peaceful", "Neutral", "Sad", "Powerful", "Scared"))
+DAILYDIALOG_7 = _label_set("dailydialog7", ("neutral", "happiness", "surprise", "anger", "sadness", "disgust", "fear"))
+
+LABEL_SETS = {ls.name: ls for ls in (IEMOCAP_6WAY, IEMOCAP_4WAY_MERGE, IEMOCAP_4WAY_DROP,
+                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7)}

@@ -1,0 +1,8 @@
+"""Vanilla multi-task models registered by name."""
+
+from lantern.registry import Registry
+
+MODELS = Registry("model")
+MODELS.register("context", "lantern.models.context_baseline:ContextBaseline")
+MODELS.register("corect", "lantern.models.corect:CORECT")
+MODELS.register("sdt", "lantern.models.sdt:SDT")
