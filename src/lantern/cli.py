@@ -1,0 +1,243 @@
+"""The ``lantern`` command line. Every subcommand is a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from lantern.errors import LanternError
+
+
+def _limit_threads() -> None:
+    # 2 threads for every runtime (BLAS, OpenMP, torch, tokenizers) on laptop-class CPUs.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "2")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")   # never reach for a model hub
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _dataset_options(args) -> dict:
+    opts = {}
+    if getattr(args, "data_root", None):
+        opts["data_root"] = args.data_root
+    if getattr(args, "label_set", None):
+        opts["label_set"] = args.label_set
+    return opts
+
+
+# --- data ---------------------------------------------------------------------------------
+def cmd_data_list(args) -> int:
+    from lantern.data import DATASETS
+    from lantern.data.labels import LABEL_SETS
+
+    print("datasets:", ", ".join(DATASETS.names()))
+    for name, ls in LABEL_SETS.items():
+        print(f"label set {name}: {', '.join(ls.classes)}")
+    return 0
+
+
+def cmd_data_show(args) -> int:
+    from lantern.data import load_dataset
+
+    opts = _dataset_options(args)
+    if args.name == "conversation" or args.name.endswith((".csv", ".jsonl")):
+        from lantern.data.conversation import load_conversation
+        ds = load_conversation(args.path or args.name, label_set=args.label_set)
+    elif args.name in ("cogmen-pickle", "sdt-pickle"):
+        if not args.path:
+            raise LanternError(f"{args.name} needs --path to the pickle file")
+        ds = load_dataset(args.name, path=args.path, **{k: v for k, v in opts.items() if k != "data_root"})
+    else:
+        ds = load_dataset(args.name, **opts)
+    if args.verify:
+        from lantern.data.iemocap import verify_against_sources
+        from lantern.paths import data_root
+        print("verified:", verify_against_sources(ds, data_root(args.data_root)))
+    summary = ds.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['dataset']} ({summary['label_set']}): {', '.join(summary['classes'])}")
+    header = f"{'split':<6} {'dialogues':>9} {'utterances':>10} {'labelled':>8}  label counts"
+    print(header)
+    for split, s in summary["splits"].items():
+        counts = " ".join(f"{k}={v}" for k, v in s["label_counts"].items())
+        print(f"{split:<6} {s['dialogues']:>9} {s['utterances']:>10} {s['labelled']:>8}  {counts}")
+    if args.examples:
+        for split, dialogues in ds.splits.items():
+            for d in dialogues[:1]:
+                print(f"\n[{split}] dialogue {d.id}")
+                for u in d.utterances[: args.examples]:
+                    label = ds.label_set.classes[u.label] if u.label is not None else "-"
+                    print(f"  {u.id:<24} {u.speaker:<10} {label:<9} {u.text[:70]}")
+    return 0
+
+
+# --- training and evaluation ----------------------------------------------------------------
+def cmd_train(args) -> int:
+    from lantern.config import load_config
+    from lantern.training.experiment import run_experiment
+
+    overrides = list(args.set or [])
+    if args.data_root:
+        overrides.append(f"dataset.data_root={args.data_root}")
+    cfg = load_config(args.config, overrides)
+    results_dir = None if args.no_results else args.results_dir
+    result = run_experiment(cfg, limit=args.limit, progress=not args.no_progress,
+                            results_dir=results_dir)
+    m = result["metrics"]
+    print(f"{result['dataset']} {result['label_set']} {result['variant']}: test accuracy "
+          f"{m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}, weighted F1 "
+          f"{m['weighted_f1']['mean']:.2f} ± {m['weighted_f1']['std']:.2f} over seeds {result['seeds']}")
+    print(f"models and predictions: {result['output_dir']}")
+    if result.get("result_file"):
+        print(f"result: {result['result_file']}")
+    return 0
+
+
+def _load_for_model(model_dir: str, args):
+    from lantern.data import load_dataset
+    from lantern.features import attach_features
+    from lantern.models.base import VanillaModel
+    from lantern.training.collate import FeatureSpec
+
+    model = VanillaModel.from_pretrained(model_dir)
+    cfg = model.extra_config
+    opts = _dataset_options(args)
+    opts.setdefault("label_set", cfg["label_set"])
+    if args.conversation:
+        from lantern.data.conversation import load_conversation
+        ds = load_conversation(args.conversation, label_set=opts.get("label_set"))
+    else:
+        ds = load_dataset(args.dataset or cfg["dataset"], **opts)
+    ds = ds.limit(args.limit)
+    if list(ds.label_set.classes) != list(cfg["classes"]):
+        raise LanternError(f"the model predicts {cfg['classes']} but the data uses "
+                           f"{list(ds.label_set.classes)}")
+    spec = FeatureSpec.from_config(cfg["feature_spec"])
+    attach_features(ds, list(spec.modalities.values()), options=cfg.get("feature_options"),
+                    progress=not args.no_progress)
+    vad_scale = tuple(cfg["vad_scale"]) if cfg.get("vad_scale") else None
+    return model, ds, spec, vad_scale
+
+
+def cmd_evaluate(args) -> int:
+    from lantern.evaluation.metrics import classification_report, vad_report
+    from lantern.training.predictions import arrays_from_rows, prediction_rows
+
+    model, ds, spec, vad_scale = _load_for_model(args.model, args)
+    out = {}
+    for split in args.split:
+        rows = list(prediction_rows(model, ds.dialogues(split), spec, ds.label_set, vad_scale))
+        y, p, vt, vp = arrays_from_rows(rows, ds.label_set.classes)
+        if len(y) == 0:
+            out[split] = {"n_utterances": 0, "note": "no labelled utterances"}
+            continue
+        report = classification_report(y, p.argmax(1), list(ds.label_set.classes))
+        if vad_scale is not None and vt.size and __import__("numpy").isfinite(vt).any():
+            report["vad"] = vad_report(vt, vp)
+        report["n_utterances"] = int(len(y))
+        out[split] = report
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from lantern.training.predictions import prediction_rows, write_predictions
+
+    model, ds, spec, vad_scale = _load_for_model(args.model, args)
+    for split in args.split or list(ds.splits):
+        path = write_predictions(Path(args.out) / f"{split}.jsonl",
+                                 prediction_rows(model, ds.dialogues(split), spec, ds.label_set, vad_scale))
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_benchmarks(args) -> int:
+    from lantern.evaluation.report import main as report_main
+
+    return report_main(["--results-dir", args.results_dir, "--out", args.out]
+                       + (["--check"] if args.check else []))
+
+
+# --- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    import lantern
+
+    parser = argparse.ArgumentParser(prog="lantern", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"lantern {lantern.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect datasets").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("list", help="registered datasets and label sets")
+    p.set_defaults(func=cmd_data_list)
+    p = data.add_parser("show", help="dialogues, utterances and label counts per split")
+    p.add_argument("name", help="dataset name (iemocap, meld, emorynlp, dailydialog, conversation, cogmen-pickle, sdt-pickle) or a conversation file")
+    p.add_argument("--label-set")
+    p.add_argument("--data-root")
+    p.add_argument("--path", help="file for conversation / official pickle datasets")
+    p.add_argument("--verify", action="store_true", help="cross-check IEMOCAP against COSMIC and MERBench")
+    p.add_argument("--examples", type=int, default=0, help="print N utterances of the first dialogue per split")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_show)
+
+    try:
+        from lantern.features.cli import add_parser as add_features_parser
+        add_features_parser(sub)
+    except ImportError:  # pragma: no cover - features package always ships
+        pass
+
+    p = sub.add_parser("train", help="train and evaluate a vanilla model from a YAML config")
+    p.add_argument("config")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--limit", type=int, help="use only the first N dialogues of each split (smoke runs)")
+    p.add_argument("--data-root")
+    p.add_argument("--results-dir", default="benchmarks/results")
+    p.add_argument("--no-results", action="store_true", help="do not write a benchmark result file")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    for name, func, helptext in (("evaluate", cmd_evaluate, "evaluate a saved model"),
+                                 ("export", cmd_export, "export per-utterance predictions (probabilities + VAD)")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("model", help="directory written by save_pretrained (runs/NAME/seedN/model)")
+        p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
+        p.add_argument("--conversation", help="a conversation file in the documented JSONL/CSV format")
+        p.add_argument("--label-set")
+        p.add_argument("--data-root")
+        p.add_argument("--limit", type=int)
+        p.add_argument("--split", action="append", default=None)
+        p.add_argument("--no-progress", action="store_true")
+        if name == "export":
+            p.add_argument("--out", required=True, help="output folder for {split}.jsonl")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("benchmarks", help="regenerate BENCHMARKS.md from benchmarks/results/*.json")
+    p.add_argument("--results-dir", default="benchmarks/results")
+    p.add_argument("--out", default="BENCHMARKS.md")
+    p.add_argument("--check", action="store_true", help="exit 1 if BENCHMARKS.md is out of date")
+    p.set_defaults(func=cmd_benchmarks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _limit_threads()
+    args = build_parser().parse_args(argv)
+    if getattr(args, "split", "unset") is None and args.command == "evaluate":
+        args.split = ["test"]
+    try:
+        return int(args.func(args) or 0)
+    except LanternError as exc:
+        print(f"lantern: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lantern: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

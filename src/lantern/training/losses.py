@@ -1,0 +1,39 @@
+"""Multi-task loss: class cross-entropy + lambda * dimension regression (+ model aux loss)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lantern.models.base import Batch, ModelOutput
+
+
+def ccc_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """1 - Lin's concordance correlation, averaged over dimensions (columns)."""
+    pm, tm = pred.mean(0), true.mean(0)
+    pv, tv = pred.var(0, unbiased=False), true.var(0, unbiased=False)
+    cov = ((pred - pm) * (true - tm)).mean(0)
+    return (1 - 2 * cov / (pv + tv + (pm - tm) ** 2 + 1e-8)).mean()
+
+
+def multitask_loss(out: ModelOutput, batch: Batch, class_weight: torch.Tensor | None = None,
+                   vad_weight: float = 0.5, vad_loss: str = "mse") -> tuple[torch.Tensor, dict]:
+    K = out.logits.shape[-1]
+    ce = F.cross_entropy(out.logits.reshape(-1, K), batch.labels.reshape(-1),
+                         weight=class_weight, ignore_index=-100)
+    total, parts = ce, {"ce": ce.item()}
+    known = batch.mask.unsqueeze(-1) & ~torch.isnan(batch.vad)
+    if vad_weight > 0 and known.any():
+        rows = known.all(-1)
+        if vad_loss == "ccc" and rows.sum() > 1:
+            reg = ccc_loss(out.vad[rows], batch.vad[rows])
+        elif vad_loss in ("mse", "ccc"):
+            reg = F.mse_loss(out.vad[known], batch.vad[known])
+        else:
+            raise ValueError(f"vad_loss must be 'mse' or 'ccc', not {vad_loss!r}")
+        total = total + vad_weight * reg
+        parts["vad"] = reg.item()
+    if out.aux_loss is not None:
+        total = total + out.aux_loss
+        parts["aux"] = out.aux_loss.item()
+    return total, parts

@@ -1,0 +1,135 @@
+"""Trainer, collation and prediction export on small synthetic dialogues (unit level)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lantern.data.labels import IEMOCAP_6WAY
+from lantern.data.records import Dialogue, EmotionDataset, Utterance
+from lantern.models import MODELS
+from lantern.training.collate import FeatureSpec, collate
+from lantern.training.predictions import prediction_rows, read_predictions, write_predictions
+from lantern.training.trainer import Trainer, TrainingConfig, class_weight_tensor
+
+
+def synthetic_dataset(n_dialogues=6, seed=0) -> EmotionDataset:
+    """Separable toy data: the class is encoded in the text feature's first 6 dims."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split in ("train", "valid", "test"):
+        dialogues = []
+        for d in range(n_dialogues):
+            utts = []
+            for t in range(int(rng.integers(3, 9))):
+                label = int(rng.integers(0, 6))
+                text = rng.normal(0, 0.3, 16).astype(np.float32)
+                text[label] += 2.0
+                utts.append(Utterance(f"{split}{d}_{t}", "AB"[t % 2], f"utt {t}", label,
+                                      (3.0 + label / 5, 2.5, 3.0),
+                                      {"text:toy": text, "audio:toy": rng.normal(size=4).astype(np.float32)}))
+            dialogues.append(Dialogue(f"{split}{d}", utts, split))
+        splits[split] = dialogues
+    return EmotionDataset("toy", IEMOCAP_6WAY, splits, vad_scale=(1.0, 5.0))
+
+
+MODALITIES = {"text": "text:toy", "audio": "audio:toy"}
+
+
+def test_collate_pads_and_masks():
+    ds = synthetic_dataset()
+    spec = FeatureSpec.fit(MODALITIES, ds.dialogues("train"))
+    batch = collate(ds.dialogues("train")[:3], spec, ds.vad_scale)
+    lengths = [len(d) for d in ds.dialogues("train")[:3]]
+    assert batch.mask.sum(1).tolist() == lengths
+    assert (batch.labels[~batch.mask] == -100).all()
+    assert torch.isnan(batch.vad[~batch.mask]).all()
+    assert batch.vad[batch.mask].abs().max() <= 1.0  # normalised from the 1-5 scale
+    assert batch.features["text"].shape[-1] == 16
+
+
+def test_feature_spec_round_trip():
+    ds = synthetic_dataset()
+    spec = FeatureSpec.fit(MODALITIES, ds.dialogues("train"))
+    again = FeatureSpec.from_config(json.loads(json.dumps(spec.to_config())))
+    assert again.modalities == spec.modalities
+    np.testing.assert_allclose(again.mean["text"], spec.mean["text"])
+
+
+def test_class_weights_inverse_frequency():
+    ds = synthetic_dataset()
+    w = class_weight_tensor(ds.dialogues("train"), 6)
+    counts = np.bincount([u.label for u in ds.utterances("train")], minlength=6)
+    assert w.shape == (6,)
+    assert w[int(np.argmax(counts))] == w.min()
+
+
+def _trainer(ds, run_dir, epochs, seed=0):
+    spec = FeatureSpec.fit(MODALITIES, ds.dialogues("train"))
+    torch.manual_seed(seed)
+    model = MODELS.get("context")(spec.dims(), 6, 2, hidden=16, dropout=0.0)
+    cfg = TrainingConfig(epochs=epochs, lr=0.01, batch_size=2, patience=100, seed=seed)
+    return Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), cfg, ds.vad_scale,
+                   run_dir=run_dir, progress=False), spec
+
+
+def test_trainer_learns_and_selects_on_valid(tmp_path):
+    ds = synthetic_dataset()
+    trainer, _ = _trainer(ds, tmp_path / "run", epochs=15)
+    fit = trainer.fit()
+    assert fit["best_valid_weighted_f1"] > 60
+    assert fit["best_epoch"] == max(range(len(fit["history"])),
+                                    key=lambda i: fit["history"][i]["valid_weighted_f1"]) + 1
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    ds = synthetic_dataset()
+    first, _ = _trainer(ds, tmp_path / "run", epochs=2)
+    first.fit()
+    other, _ = _trainer(ds, tmp_path / "run", epochs=4)
+    with pytest.raises(RuntimeError, match="another training config"):
+        other.fit()
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
+    ds = synthetic_dataset()
+    straight, _ = _trainer(ds, tmp_path / "a", epochs=5)
+    straight.fit()
+    expected = {k: v.clone() for k, v in straight.model.state_dict().items()}
+
+    crashing, _ = _trainer(ds, tmp_path / "b", epochs=5)
+    calls = {"n": 0}
+    original = Trainer._train_epoch
+
+    def crash_on_third(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.fit()
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    resumed, _ = _trainer(ds, tmp_path / "b", epochs=5)
+    fit = resumed.fit()
+    assert fit["resumed"] and fit["epochs_run"] == 5
+    for k, v in resumed.model.state_dict().items():
+        torch.testing.assert_close(v, expected[k])
+
+
+def test_prediction_export_round_trip(tmp_path):
+    ds = synthetic_dataset()
+    trainer, spec = _trainer(ds, None, epochs=2)
+    trainer.fit()
+    rows = list(prediction_rows(trainer.model, ds.dialogues("test"), spec, ds.label_set, ds.vad_scale))
+    assert len(rows) == len(ds.utterances("test"))
+    path = write_predictions(tmp_path / "test.jsonl", rows)
+    back = read_predictions(path)
+    assert back[0]["utterance_id"] == rows[0]["utterance_id"]
+    assert abs(sum(back[0]["probs"].values()) - 1) < 1e-3
+    assert 0.5 < back[0]["vad"][0] < 5.5  # back on the dataset's 1-5 scale
