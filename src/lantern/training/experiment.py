@@ -151,7 +151,7 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
         png = Path(results_dir) / f"{slug}.confusion.png"
         save_confusion_png(confusion_total, list(classes), png,
                            title=f"{ds.name} {ds.label_set.name} {variant} (test, {len(seeds)} seeds summed)")
-        result["confusion_png"] = png.name
+        result["confusion_png"] = png.as_posix()  # relative to the repo root, where BENCHMARKS.md is
         result["confusion_matrix"] = confusion_total.tolist()
         result["result_file"] = str(write_result(result, results_dir, name=slug))
     write_json(out_dir / "result.json", result)

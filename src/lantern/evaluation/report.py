@@ -1,0 +1,266 @@
+"""Render ``benchmarks/results/*.json`` into BENCHMARKS.md.
+
+One table per (dataset, label set, split); one row per (model, method, variant, features).
+Output depends only on the result files (no timestamps), so ``--check`` can tell CI
+whether BENCHMARKS.md is stale::
+
+    python scripts/make_benchmarks.py            # regenerate
+    python scripts/make_benchmarks.py --check    # exit 1 if out of date
+    python -m lantern.evaluation.report --results-dir benchmarks/results --out BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from lantern.evaluation.results import load_results
+from lantern.paths import atomic_write_text
+
+__all__ = ["render_benchmarks", "write_benchmarks", "check_benchmarks", "main"]
+
+HEADER = """# Benchmarks
+
+<!-- GENERATED FILE: do not edit by hand. -->
+
+This file is generated from `benchmarks/results/*.json`; do not edit it by hand.
+Regenerate it with `python scripts/make_benchmarks.py`
+(CI runs `python scripts/make_benchmarks.py --check`).
+
+Accuracy and weighted F1 are percentages, mean ± sample standard deviation over seeds.
+"""
+
+LLM_FIELDS = (("calls", "LLM calls"), ("prompt_tokens", "prompt tok"),
+              ("completion_tokens", "completion tok"), ("seconds", "LLM s"),
+              ("cache_hits", "cache hits"), ("parse_failures", "parse fails"))
+
+MISSING = "—"
+
+
+# ------------------------------------------------------------------------ formatting
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _cell(text: Any) -> str:
+    s = str(text).replace("\n", " ").replace("|", "\\|").strip()
+    return s if s else MISSING
+
+
+def _mean_std(metric: Any) -> str:
+    """``58.12 ± 0.34`` from ``{"mean": 58.123, "std": 0.337}``.
+
+    >>> _mean_std({"mean": 58.123, "std": 0.337})
+    '58.12 ± 0.34'
+    """
+    if not isinstance(metric, dict):
+        return MISSING
+    mean, std = _num(metric.get("mean")), _num(metric.get("std"))
+    if mean is None:
+        return MISSING
+    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
+
+
+def _fixed(v: Any, digits: int) -> str:
+    f = _num(v)
+    if f is None:
+        return MISSING if v is None else _cell(v)
+    return f"{f:.{digits}f}"
+
+
+def _integer(v: Any) -> str:
+    f = _num(v)
+    if f is None:
+        return MISSING if v is None else _cell(v)
+    return f"{int(round(f)):d}"
+
+
+def _n_seeds(seeds: Any) -> str:
+    if isinstance(seeds, (list, tuple)):
+        return str(len(seeds))
+    return _integer(seeds)
+
+
+def _features(features: Any) -> str:
+    if isinstance(features, (list, tuple)):
+        return "+".join(str(f) for f in features) or MISSING
+    if isinstance(features, dict):
+        return "+".join(f"{k}:{v}" for k, v in sorted(features.items())) or MISSING
+    return MISSING if features is None else str(features)
+
+
+def _commit(commit: Any) -> str:
+    """Short hash, keeping ``-dirty``.
+
+    >>> _commit("0123456789abcdef0123456789abcdef01234567-dirty")
+    '0123456-dirty'
+    """
+    if not commit:
+        return MISSING
+    s = str(commit)
+    head, dirty = (s[:-6], "-dirty") if s.endswith("-dirty") else (s, "")
+    if len(head) == 40 and all(c in "0123456789abcdef" for c in head.lower()):
+        head = head[:7]
+    return head + dirty
+
+
+def _gain(g: Any) -> str:
+    """``+1.23 [+0.45, +2.01]`` from ``{"delta", "low", "high"}``."""
+    if not isinstance(g, dict):
+        return MISSING
+    d, lo, hi = (_num(g.get(k)) for k in ("delta", "low", "high"))
+    if d is None:
+        return MISSING
+    if lo is None or hi is None:
+        return f"{d:+.2f}"
+    return f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def _llm(llm: Any, field: str) -> str:
+    if not isinstance(llm, dict) or field not in llm:
+        return MISSING
+    return _fixed(llm[field], 1) if field == "seconds" else _integer(llm[field])
+
+
+def _confusion(result: dict) -> str:
+    png = result.get("confusion_png")
+    if not png:
+        return MISSING
+    target = str(png).replace("\\", "/").replace(" ", "%20").replace(")", "%29")
+    return f"[png]({target})"
+
+
+# --------------------------------------------------------------------------- render
+
+def _key(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _row_sort_key(r: dict) -> tuple:
+    return (_key(r.get("model")), _key(r.get("method")), _key(r.get("variant")),
+            _features(r.get("features")), _key(r.get("_file")), _key(r.get("created")))
+
+
+def render_benchmarks(results: Sequence[dict]) -> str:
+    """BENCHMARKS.md text for a list of result dicts (as :func:`load_results` returns).
+
+    Deterministic: tables sorted by (dataset, label_set, split), rows by (model, method,
+    variant, features). Gain and LLM columns appear in a table only when a row has them.
+    A result's ``confusion_png`` is linked as given, so store it relative to the repository
+    root (where BENCHMARKS.md lives).
+
+    >>> r = {"dataset": "iemocap", "label_set": "iemocap6", "split": "test",
+    ...      "model": "dialoguernn", "method": "vanilla", "variant": "base",
+    ...      "features": ["text"], "seeds": [0, 1], "n_utterances": 1623,
+    ...      "selection_split": "valid", "train_seconds": 12.3, "peak_memory_mb": 512.4,
+    ...      "git_commit": "abcdef0123456789abcdef0123456789abcdef01",
+    ...      "metrics": {"accuracy": {"mean": 58.123, "std": 0.337},
+    ...                  "weighted_f1": {"mean": 57.0, "std": 0.5}}}
+    >>> print(render_benchmarks([r]).split("## ")[1])  # doctest: +NORMALIZE_WHITESPACE
+    iemocap · iemocap6 · test
+    <BLANKLINE>
+    | model | method | variant | features | accuracy | weighted F1 | seeds | utterances | selection | train s | peak MB | commit | confusion |
+    |---|---|---|---|---|---|---|---|---|---|---|---|---|
+    | dialoguernn | vanilla | base | text | 58.12 ± 0.34 | 57.00 ± 0.50 | 2 | 1623 | valid | 12.3 | 512 | abcdef0 | — |
+    <BLANKLINE>
+    """
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in results:
+        key = (_key(r.get("dataset")), _key(r.get("label_set")), _key(r.get("split")))
+        groups.setdefault(key, []).append(r)
+
+    parts = [HEADER]
+    if not groups:
+        parts.append("\nNo results yet.\n")
+    for (dataset, label_set, split) in sorted(groups):
+        rows = sorted(groups[(dataset, label_set, split)], key=_row_sort_key)
+        has_gain = any(isinstance(r.get("gain_vs_vanilla"), dict) for r in rows)
+        has_llm = any(isinstance(r.get("llm"), dict) for r in rows)
+
+        header = ["model", "method", "variant", "features", "accuracy", "weighted F1", "seeds",
+                  "utterances", "selection", "train s", "peak MB", "commit", "confusion"]
+        if has_gain:
+            header += ["Δ accuracy [95% CI]", "Δ weighted F1 [95% CI]"]
+        if has_llm:
+            header += [label for _, label in LLM_FIELDS]
+
+        lines = [f"\n## {_cell(dataset)} · {_cell(label_set)} · {_cell(split)}\n",
+                 "| " + " | ".join(header) + " |",
+                 "|" + "---|" * len(header)]
+        for r in rows:
+            metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
+            cells = [_cell(r.get("model", MISSING)), _cell(r.get("method", MISSING)),
+                     _cell(r.get("variant", MISSING)), _cell(_features(r.get("features"))),
+                     _mean_std(metrics.get("accuracy")), _mean_std(metrics.get("weighted_f1")),
+                     _n_seeds(r.get("seeds")), _integer(r.get("n_utterances")),
+                     _cell(r.get("selection_split", MISSING)), _fixed(r.get("train_seconds"), 1),
+                     _fixed(r.get("peak_memory_mb"), 0), _cell(_commit(r.get("git_commit"))),
+                     _confusion(r)]
+            if has_gain:
+                gain = r.get("gain_vs_vanilla") if isinstance(r.get("gain_vs_vanilla"), dict) else {}
+                cells += [_gain(gain.get("accuracy")), _gain(gain.get("weighted_f1"))]
+            if has_llm:
+                cells += [_llm(r.get("llm"), field) for field, _ in LLM_FIELDS]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------- file + CLI
+
+def write_benchmarks(results_dir: str | Path, out: str | Path) -> Path:
+    """Render every result in ``results_dir`` and write ``out`` atomically."""
+    out = Path(out)
+    atomic_write_text(out, render_benchmarks(load_results(results_dir)))
+    return out
+
+
+def check_benchmarks(results_dir: str | Path, out: str | Path) -> bool:
+    """True when ``out`` exists and equals what :func:`write_benchmarks` would write."""
+    out = Path(out)
+    if not out.is_file():
+        return False
+    return out.read_text(encoding="utf-8") == render_benchmarks(load_results(results_dir))
+
+
+def main(argv: Sequence[str] | None = None, root: str | Path | None = None) -> int:
+    """CLI: ``--results-dir`` and ``--out`` default to ``benchmarks/results`` and
+    ``BENCHMARKS.md`` under ``root`` (default: the current directory)."""
+    base = Path(root) if root is not None else Path.cwd()
+    parser = argparse.ArgumentParser(
+        prog="make_benchmarks", description="Regenerate BENCHMARKS.md from result JSON files.")
+    parser.add_argument("--results-dir", type=Path, default=base / "benchmarks" / "results",
+                        help="folder of result JSON files (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=base / "BENCHMARKS.md",
+                        help="Markdown file to write (default: %(default)s)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if the file is missing or out of date")
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            if check_benchmarks(args.results_dir, args.out):
+                print(f"{args.out} is up to date")
+                return 0
+            print(f"{args.out} is out of date with {args.results_dir}; "
+                  f"regenerate with `python scripts/make_benchmarks.py`", file=sys.stderr)
+            return 1
+        path = write_benchmarks(args.results_dir, args.out)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

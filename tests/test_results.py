@@ -1,0 +1,215 @@
+"""Result files, seed summaries, BENCHMARKS.md rendering and the confusion-matrix PNG."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lantern.evaluation.plots import save_confusion_png
+from lantern.evaluation.report import check_benchmarks, render_benchmarks, write_benchmarks
+from lantern.evaluation.results import (REQUIRED_KEYS, git_commit, load_results, peak_memory_mb,
+                                        result_slug, summarise_seeds, write_result)
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "make_benchmarks.py"
+
+
+def _result(**overrides) -> dict:
+    r = {
+        "dataset": "iemocap", "label_set": "iemocap6", "split": "test", "n_utterances": 1623,
+        "model": "dialoguernn", "method": "vanilla", "variant": "base",
+        "features": ["text:minilm", "audio:egemaps"], "selection_split": "valid",
+        "seeds": [0, 1, 2],
+        "metrics": {"accuracy": {"mean": 58.1234, "std": 0.3367, "per_seed": [58.0, 57.9, 58.5]},
+                    "weighted_f1": {"mean": 57.4, "std": 0.21, "per_seed": [57.2, 57.4, 57.6]}},
+        "train_seconds": 123.45, "peak_memory_mb": 812.6,
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        "config": {"lr": 1e-3}, "versions": {"numpy": np.__version__},
+    }
+    r.update(overrides)
+    return r
+
+
+# --------------------------------------------------------------------- write_result
+
+def test_write_result_lists_missing_keys(tmp_path):
+    bad = _result()
+    del bad["seeds"], bad["git_commit"]
+    with pytest.raises(ValueError) as e:
+        write_result(bad, tmp_path)
+    assert "seeds" in str(e.value) and "git_commit" in str(e.value)
+    assert "dataset" not in str(e.value)
+    with pytest.raises(ValueError, match="metrics.weighted_f1.std"):
+        write_result(_result(metrics={"accuracy": {"mean": 1, "std": 0},
+                                      "weighted_f1": {"mean": 1}}), tmp_path)
+    with pytest.raises(ValueError, match="metrics.accuracy"):
+        write_result(_result(metrics={"weighted_f1": {"mean": 1, "std": 0}}), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_result_atomic_json(tmp_path):
+    original = _result(extra=np.float32(0.5), nan_value=float("nan"), shape=(2, 3))
+    before = json.dumps(original, default=str)
+    path = write_result(original, tmp_path / "results")
+    assert path == tmp_path / "results" / "iemocap-iemocap6-dialoguernn-vanilla-base.json"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]   # no temp files left
+    assert json.dumps(original, default=str) == before              # input not mutated
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert set(REQUIRED_KEYS) <= set(data)
+    assert data["created"].endswith("+00:00")
+    assert data["extra"] == 0.5 and data["nan_value"] is None and data["shape"] == [2, 3]
+    named = write_result(_result(), tmp_path / "results", name="custom.json")
+    assert named.name == "custom.json"
+    with pytest.raises(ValueError, match="invalid result name"):
+        write_result(_result(), tmp_path, name="../escape")
+    loaded = load_results(tmp_path / "results")
+    assert [r["_file"] for r in loaded] == ["custom.json", path.name]
+    assert load_results(tmp_path / "absent") == []
+
+
+def test_result_slug_is_filesystem_safe():
+    slug = result_slug(_result(dataset="MELD", variant="llm/gpt 4", method="Lantern"))
+    assert slug == "meld-iemocap6-dialoguernn-lantern-llm_gpt_4"
+
+
+def test_load_results_rejects_broken_json(tmp_path):
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="broken.json"):
+        load_results(tmp_path)
+
+
+# ------------------------------------------------------------------------ provenance
+
+def test_git_commit_and_memory(tmp_path):
+    assert git_commit(tmp_path) == "unknown"                 # not a repository
+    assert git_commit(tmp_path / "absent") == "unknown"
+    c = git_commit(REPO)
+    if c != "unknown":
+        head = c.removesuffix("-dirty")
+        assert len(head) == 40 and all(ch in "0123456789abcdef" for ch in head)
+    mb = peak_memory_mb()
+    assert 1 < mb < 1_000_000
+
+
+# ------------------------------------------------------------------------- summaries
+
+def test_summarise_seeds():
+    runs = [{"seed": 0, "accuracy": 58.0, "weighted_f1": 57.0, "per_class_f1": {"neu": 50.0},
+             "confusion_matrix": [[1]]},
+            {"seed": 1, "accuracy": 60.0, "weighted_f1": 57.5, "per_class_f1": {"neu": 54.0},
+             "confusion_matrix": [[2]]},
+            {"seed": 2, "accuracy": 61.0, "weighted_f1": 59.0, "per_class_f1": {"neu": 52.0},
+             "confusion_matrix": [[3]]}]
+    s = summarise_seeds(runs)
+    assert set(s) == {"accuracy", "weighted_f1", "per_class_f1"}
+    acc = np.array([58.0, 60.0, 61.0])
+    assert s["accuracy"]["mean"] == pytest.approx(acc.mean())
+    assert s["accuracy"]["std"] == pytest.approx(acc.std(ddof=1))
+    assert s["accuracy"]["per_seed"] == [58.0, 60.0, 61.0]
+    assert s["per_class_f1"]["neu"]["mean"] == pytest.approx(52.0)
+    assert s["per_class_f1"]["neu"]["std"] == pytest.approx(2.0)
+    one = summarise_seeds([{"accuracy": 55.5, "weighted_f1": 54.0}])
+    assert one["accuracy"] == {"mean": 55.5, "std": 0.0, "per_seed": [55.5]}
+    with pytest.raises(ValueError, match="at least one"):
+        summarise_seeds([])
+    with pytest.raises(ValueError, match="missing"):
+        summarise_seeds([{"accuracy": 1.0}, {"weighted_f1": 1.0}])
+
+
+# ---------------------------------------------------------------------------- report
+
+def _llm_result() -> dict:
+    return _result(method="lantern", variant="gpt", metrics={
+        "accuracy": {"mean": 61.5, "std": 1.0}, "weighted_f1": {"mean": 60.987, "std": 0.004}},
+        gain_vs_vanilla={"accuracy": {"delta": 3.38, "low": 1.2, "high": 5.5},
+                         "weighted_f1": {"delta": -0.5, "low": -2.0, "high": 1.0}},
+        llm={"calls": 1623, "prompt_tokens": 812345, "completion_tokens": 4567, "seconds": 901.25,
+             "cache_hits": 12, "parse_failures": 3},
+        confusion_png="benchmarks/results/iemocap-lantern.png")
+
+
+def test_render_benchmarks_tables():
+    text = render_benchmarks([_llm_result(), _result(),
+                              _result(dataset="meld", label_set="meld7", seeds=[0])])
+    assert "do not edit it by hand" in text and "python scripts/make_benchmarks.py" in text
+    assert "58.12 ± 0.34" in text and "57.40 ± 0.21" in text
+    assert "61.50 ± 1.00" in text and "60.99 ± 0.00" in text
+    assert text.index("## iemocap · iemocap6 · test") < text.index("## meld · meld7 · test")
+    iemocap = text.split("## iemocap · iemocap6 · test")[1].split("## meld")[0]
+    rows = [line for line in iemocap.splitlines() if line.startswith("| dialoguernn")]
+    assert len(rows) == 2 and "| lantern |" in rows[0] and "| vanilla |" in rows[1]
+    assert "+3.38 [+1.20, +5.50]" in rows[0] and "-0.50 [-2.00, +1.00]" in rows[0]
+    assert "| 1623 | 812345 | 4567 | 901.2 | 12 | 3 |" in rows[0]
+    assert "[png](benchmarks/results/iemocap-lantern.png)" in rows[0]
+    assert "| text:minilm+audio:egemaps |" in rows[1] and "| 0123456 |" in rows[1]
+    assert "| 3 | 1623 | valid | 123.5 | 813 |" in rows[1]
+    # Gain/LLM columns only where some row has them.
+    meld = text.split("## meld · meld7 · test")[1]
+    assert "Δ accuracy" not in meld and "LLM calls" not in meld
+    assert "| 1 | 1623 |" in meld
+    # Each table row has as many cells as its header.
+    for block in text.split("\n## ")[1:]:
+        table = [line for line in block.splitlines() if line.startswith("|")]
+        assert len({line.count(" | ") for line in table if not line.startswith("|---")}) == 1
+
+
+def test_render_benchmarks_is_deterministic():
+    results = [_llm_result(), _result(), _result(split="valid"), _result(model="dialoguegcn")]
+    assert render_benchmarks(results) == render_benchmarks(list(reversed(results)))
+    assert "No results yet" in render_benchmarks([])
+
+
+def test_write_and_check_benchmarks(tmp_path):
+    results_dir, out = tmp_path / "results", tmp_path / "BENCHMARKS.md"
+    write_result(_result(), results_dir)
+    assert not check_benchmarks(results_dir, out)
+    write_benchmarks(results_dir, out)
+    assert check_benchmarks(results_dir, out)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_script_check_detects_staleness(tmp_path):
+    results_dir, out = tmp_path / "results", tmp_path / "BENCHMARKS.md"
+    write_result(_result(), results_dir)
+    paths = ["--results-dir", str(results_dir), "--out", str(out)]
+
+    assert _script(*paths, "--check").returncode == 1            # missing
+    done = _script(*paths)
+    assert done.returncode == 0, done.stderr
+    assert "58.12 ± 0.34" in out.read_text(encoding="utf-8")
+    assert _script(*paths, "--check").returncode == 0            # fresh
+
+    write_result(_llm_result(), results_dir)                     # a new result arrives
+    stale = _script(*paths, "--check")
+    assert stale.returncode == 1 and "out of date" in stale.stderr
+    assert _script(*paths).returncode == 0
+    assert _script(*paths, "--check").returncode == 0
+
+    out.write_text(out.read_text(encoding="utf-8") + "hand edit\n", encoding="utf-8")
+    assert _script(*paths, "--check").returncode == 1
+
+
+# ------------------------------------------------------------------------------ plot
+
+def test_confusion_png(tmp_path):
+    cm = [[50, 3, 0], [4, 20, 1], [0, 0, 0]]          # an empty row must not break normalising
+    path = save_confusion_png(cm, ["neu", "ang", "sad"], tmp_path / "plots" / "cm.png",
+                              title="IEMOCAP test")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 100 and height > 100
+    assert data[-8:-4] == b"IEND"
+    assert [p.name for p in path.parent.iterdir()] == ["cm.png"]
+    with pytest.raises(ValueError, match="class names"):
+        save_confusion_png(cm, ["a", "b"], tmp_path / "x.png")
