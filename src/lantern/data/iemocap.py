@@ -150,7 +150,8 @@ def verify_against_sources(ds: EmotionDataset, root: Path) -> dict:
         if [u.text.strip() for u in dialogue] != [s.strip() for s in sentences[did]]:
             raise DataError(f"{did}: transcripts differ from COSMIC", path=pkl_path)
     npz_path = require_file(root / MERBENCH_IDS, "MERBench label file")
-    corpus = np.load(npz_path, allow_pickle=True)["whole_corpus"].item()
+    with np.load(npz_path, allow_pickle=True) as npz:  # trusted dataset file
+        corpus = npz["whole_corpus"].item()
     n_checked = 0
     for dialogue in ours.values():
         for u in dialogue:
