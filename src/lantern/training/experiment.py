@@ -30,8 +30,14 @@ def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = T
     encoder_cfg = cfg.get("text_encoder")
     encoder_card = None
     if encoder_cfg:
-        encoder_cfg = dict(encoder_cfg, path=text_encoder_path(ds, encoder_cfg, limit))
-        encoder_card = ensure_text_encoder(ds, encoder_cfg, progress)
+        # The encoder may be fine-tuned with another label set of the same training split
+        # (e.g. the 6-way labels, reused by the 4-way runs); only train labels are used.
+        source = ds
+        if encoder_cfg.get("label_set", ds.label_set.name) != ds.label_set.name:
+            src_cfg = dict(cfg["dataset"], label_set=encoder_cfg["label_set"])
+            source = load_dataset(src_cfg.pop("name"), **src_cfg).limit(limit)
+        encoder_cfg = dict(encoder_cfg, path=text_encoder_path(source, encoder_cfg, limit))
+        encoder_card = ensure_text_encoder(source, encoder_cfg, progress)
         options.setdefault("text:st", {})["model_path"] = encoder_cfg["path"]
     stats = attach_features(ds, list(cfg["features"].values()), options=options, progress=progress)
     return ds, options, stats, encoder_card

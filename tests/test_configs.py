@@ -1,0 +1,49 @@
+"""Smoke run of every recipe in configs/ on a few real dialogues (as SpeechBrain does)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, require_data
+from lantern.config import load_config
+from lantern.evaluation.results import REQUIRED_KEYS
+from lantern.training.experiment import run_experiment
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+DATA = {"iemocap": "IEMOCAP_ERC_joined/iemocap_erc_utterances.csv", "meld": "MELD_declare-lab/MELD"}
+
+
+def test_there_are_configs():
+    assert len(CONFIGS) >= 6
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_has_no_absolute_paths(path):
+    text = path.read_text()
+    assert "/work/" not in text and "/home/" not in text and "/root" not in text
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_smoke_run(path, tmp_path, data_root):
+    cfg = load_config(path, ["seeds=[0]", "training.epochs=2", f"output_dir={tmp_path / 'run'}",
+                             f"dataset.data_root={data_root}"])
+    require_data(DATA[cfg["dataset"]["name"]])
+    if "text_encoder" in cfg:
+        cfg["text_encoder"]["options"]["epochs"] = 1
+    result = run_experiment(cfg, limit=2, progress=False, results_dir=tmp_path / "results")
+    missing = [k for k in REQUIRED_KEYS if k not in result]
+    assert not missing
+    assert result["selection_split"] == "valid" and result["method"] == "vanilla"
+    assert 0 <= result["metrics"]["weighted_f1"]["mean"] <= 100
+    written = json.loads(Path(result["result_file"]).read_text())
+    assert written["config"]["model"]["name"] == cfg["model"]["name"]
+    assert (tmp_path / "results" / Path(result["confusion_png"]).name).exists()
+    run = Path(result["output_dir"])
+    for split in ("train", "valid", "test"):
+        rows = (run / "seed0" / "predictions" / f"{split}.jsonl").read_text().splitlines()
+        assert rows and "probs" in json.loads(rows[0])
+    assert (run / "seed0" / "model" / "model.safetensors").exists()
