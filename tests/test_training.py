@@ -133,3 +133,12 @@ def test_prediction_export_round_trip(tmp_path):
     assert back[0]["utterance_id"] == rows[0]["utterance_id"]
     assert abs(sum(back[0]["probs"].values()) - 1) < 1e-3
     assert 0.5 < back[0]["vad"][0] < 5.5  # back on the dataset's 1-5 scale
+
+
+def test_missing_measurements_are_imputed_with_the_train_mean():
+    ds = synthetic_dataset()
+    ds.dialogues("train")[0].utterances[0].features["audio:toy"] = np.full(4, np.nan, np.float32)
+    spec = FeatureSpec.fit(MODALITIES, ds.dialogues("train"))
+    assert np.isfinite(spec.mean["audio"]).all()
+    batch = collate(ds.dialogues("train")[:1], spec, ds.vad_scale)
+    assert torch.equal(batch.features["audio"][0, 0], torch.zeros(4))

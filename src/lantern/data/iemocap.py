@@ -101,9 +101,10 @@ def load_iemocap(data_root: str | Path | None = None, label_set: str = "6way",
             raise DataError(f"unknown label {name4!r}; expected one of {IEMOCAP_4WAY_MERGE.classes}",
                             path=table, line=line, field="label4_name")
         mapped = _map_label(name6, name4, label_set)
-        features = {}
-        if all(a is not None for a in acoustic):
-            features["audio:iemocap8"] = np.asarray(acoustic, dtype=np.float32)
+        # 4 rows lack the descriptors: stored as all-NaN (a missing measurement), which
+        # training imputes with the train mean.
+        features = {"audio:iemocap8": np.asarray(
+            [np.nan if a is None else a for a in acoustic], dtype=np.float32)}
         utt = Utterance(
             id=uid, speaker=row["speaker"].strip(), text=row["text"],
             label=labels.index(mapped) if mapped is not None else None,

@@ -51,6 +51,9 @@ class StoredFeatureExtractor(FeatureExtractor):
             if vec.size != self.dim:
                 raise DataError(f"utterance {u.id}: stored {self.name!r} has {vec.size} values, "
                                 f"expected {self.dim}", field=f"features.{self.name}")
+            if np.all(np.isnan(vec)):  # a missing measurement, imputed at training time
+                out[i] = vec
+                continue
             if not np.all(np.isfinite(vec)):
                 raise DataError(f"utterance {u.id}: stored {self.name!r} has non-finite values",
                                 field=f"features.{self.name}")

@@ -31,8 +31,11 @@ class FeatureSpec:
         for modality, name in modalities.items():
             rows = [_vector(u, name) for d in train for u in d]
             stacked = np.stack(rows).astype(np.float64)
-            mean[modality] = stacked.mean(0).astype(np.float32)
-            std[modality] = np.maximum(stacked.std(0), 1e-6).astype(np.float32)
+            # NaN marks a missing measurement: statistics ignore it, collate imputes the mean.
+            with np.errstate(all="ignore"):
+                m, sd = np.nanmean(stacked, 0), np.nanstd(stacked, 0)
+            mean[modality] = np.nan_to_num(m).astype(np.float32)
+            std[modality] = np.maximum(np.nan_to_num(sd), 1e-6).astype(np.float32)
         return cls(dict(modalities), mean, std)
 
     def dims(self) -> dict[str, int]:
@@ -79,7 +82,7 @@ def collate(dialogues: list[Dialogue], spec: FeatureSpec,
         speakers[b, :n] = torch.tensor(speaker_indices(d))
         for m, name in spec.modalities.items():
             x = np.stack([_vector(u, name) for u in d])
-            feats[m][b, :n] = torch.from_numpy((x - spec.mean[m]) / spec.std[m])
+            feats[m][b, :n] = torch.from_numpy(np.nan_to_num((x - spec.mean[m]) / spec.std[m]))
         for t, u in enumerate(d):
             if u.label is not None:
                 labels[b, t] = u.label
