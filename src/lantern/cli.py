@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_features_parser(sub)
     except ImportError:  # pragma: no cover - features package always ships
         pass
+    try:
+        from lantern.llm.cli import add_parser as add_llm_parser
+        add_llm_parser(sub)
+    except ImportError:  # pragma: no cover - llm package always ships
+        pass
 
     p = sub.add_parser("train", help="train and evaluate a vanilla model from a YAML config")
     p.add_argument("config")

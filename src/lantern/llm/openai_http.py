@@ -1,0 +1,284 @@
+"""One client for every OpenAI-compatible chat server, driven by ``base_url``.
+
+vLLM, Ollama (``http://127.0.0.1:11434/v1``), the llama.cpp server
+(``python -m llama_cpp.server``) and OpenAI itself all answer ``POST {base_url}/chat/completions``.
+Standard library only (``urllib.request`` + a thread pool), so the backend adds no dependency.
+
+* **Structured output** (``schema_mode``): ``"json_schema"`` sends the OpenAI form
+  ``{"type": "json_schema", "json_schema": {"name", "schema", "strict": true}}`` (OpenAI, vLLM,
+  Ollama); ``"json_object"`` sends ``{"type": "json_object", "schema": ...}``, the form
+  llama-cpp-python's server understands; ``"none"`` sends no response format (the schema is
+  then only a promise the prompt must make).
+* **Retries**: 429, 5xx, connection errors and timeouts are retried with exponential backoff
+  and jitter (a server's ``Retry-After`` is honoured), at most ``max_attempts`` tries; other
+  4xx are errors at once (retrying a bad request only wastes quota).
+* **Concurrency**: at most ``max_concurrency`` requests in flight, also across threads that
+  call :meth:`chat` themselves; :meth:`chat_many` fills that many workers.
+* **API key**: read from the environment variable named by ``api_key_env`` (optional: local
+  servers need none). It goes only into the ``Authorization`` header; it is never logged,
+  never in an error message, never in :func:`repr`.
+
+>>> llm = OpenAICompatibleLLM("m", base_url="http://127.0.0.1:9/v1", api_key_env="NO_SUCH_VAR")
+>>> llm.model_id
+'http://127.0.0.1:9/v1|m'
+>>> llm.payload(ChatRequest([{"role": "user", "content": "hi"}], max_tokens=5, seed=None))
+{'model': 'm', 'messages': [{'role': 'user', 'content': 'hi'}], 'temperature': 0.0, 'max_tokens': 5}
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from lantern.errors import ConfigError
+from lantern.llm.base import ChatRequest, ChatResponse, LLM, LLMError, message_text, normalise_logprobs
+
+log = logging.getLogger(__name__)
+
+SCHEMA_MODES = ("json_schema", "json_object", "none")
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class TransportError(LLMError):
+    """No HTTP answer at all (connection refused or reset, DNS, timeout): worth a retry."""
+
+
+class HTTPStatusError(LLMError):
+    """The server answered with an error status."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass
+class HTTPReply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+#: ``transport(method, url, headers, body, timeout) -> HTTPReply``; raises TransportError when
+#: no reply came. Tests pass a fake one; the default speaks HTTP through urllib.
+Transport = Callable[[str, str, Mapping[str, str], "bytes | None", float], HTTPReply]
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_DEFAULT = urllib.request.build_opener()
+
+
+def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                     timeout: float) -> HTTPReply:
+    """HTTP through urllib. A local server is reached directly even when a proxy is set in
+    the environment (a proxy cannot reach this machine's 127.0.0.1)."""
+    req = urllib.request.Request(url, data=body, headers=dict(headers), method=method)
+    opener = _DIRECT if _is_loopback(url) else _DEFAULT
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return HTTPReply(resp.status, dict(resp.headers.items()), resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            body_bytes = exc.read()
+        except OSError:
+            body_bytes = b""
+        return HTTPReply(exc.code, dict(exc.headers.items()) if exc.headers else {}, body_bytes)
+    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
+            ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TransportError(f"{method} {url}: no answer ({type(reason).__name__}: {reason})") from exc
+
+
+class OpenAICompatibleLLM(LLM):
+    """Chat completions from an OpenAI-compatible server (see the module docstring)."""
+
+    backend = "openai"
+
+    def __init__(self, model: str | None = None, *, base_url: str = "http://127.0.0.1:8080/v1",
+                 api_key_env: str | None = "OPENAI_API_KEY", max_concurrency: int = 4,
+                 timeout: float = 120.0, max_attempts: int = 5, backoff_base: float = 1.0,
+                 backoff_max: float = 30.0, schema_mode: str = "json_schema",
+                 extra_body: Mapping[str, Any] | None = None, transport: Transport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
+        if schema_mode not in SCHEMA_MODES:
+            raise ConfigError(f"schema_mode {schema_mode!r}: expected one of {', '.join(SCHEMA_MODES)}")
+        if max_attempts < 1 or max_concurrency < 1:
+            raise ConfigError("max_attempts and max_concurrency must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self._model = model
+        self.api_key_env = api_key_env
+        # Kept private and out of repr/errors; None when the variable is unset (local servers).
+        self._api_key = os.environ.get(api_key_env) if api_key_env else None
+        self.max_concurrency = int(max_concurrency)
+        self.timeout = float(timeout)
+        self.max_attempts = int(max_attempts)
+        self.backoff_base = float(backoff_base)
+        self.backoff_max = float(backoff_max)
+        self.schema_mode = schema_mode
+        self.extra_body = dict(extra_body or {})
+        self._transport = transport or urllib_transport
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._model_lock = threading.Lock()
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        """The model name; when none was given, the first one the server lists."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    names = self.list_models()
+                    if not names:
+                        raise LLMError(f"{self.base_url}/models lists no model; pass model=")
+                    self._model = names[0]
+        return self._model
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.base_url}|{self.model}"
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {"schema_mode": self.schema_mode, "extra_body": self.extra_body}
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "unset"
+        return (f"OpenAICompatibleLLM(base_url={self.base_url!r}, model={self._model!r}, "
+                f"api_key_env={self.api_key_env!r} ({key}))")
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def _headers(self, with_body: bool) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if with_body:
+            headers["Content-Type"] = "application/json"
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def backoff(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 1):
+        ``base * 2**(attempt-1)`` capped at ``backoff_max``, half of it fixed and half random
+        ("equal jitter": parallel clients do not retry in lockstep). A server's numeric
+        ``Retry-After`` wins when larger (still capped)."""
+        cap = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        delay = cap / 2 + self._rng.uniform(0, cap / 2)
+        if retry_after:
+            try:
+                delay = max(delay, min(self.backoff_max, float(retry_after)))
+            except ValueError:
+                pass  # an HTTP date: ignore, the exponential delay is a fine substitute
+        return delay
+
+    def request_json(self, method: str, path: str, payload: dict | None = None) -> dict:
+        """One JSON call with the retry policy; the parsed reply, or :class:`LLMError`."""
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        body = json.dumps(payload).encode("utf-8") if payload is not None else None
+        last: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after = None
+            try:
+                reply = self._transport(method, url, self._headers(body is not None), body, self.timeout)
+            except TransportError as exc:
+                last = exc
+            else:
+                if 200 <= reply.status < 300:
+                    try:
+                        return json.loads(reply.body)
+                    except ValueError as exc:
+                        raise LLMError(f"{method} {url}: reply is not JSON: {reply.body[:200]!r}") from exc
+                detail = reply.body[:300].decode("utf-8", "replace")
+                last = HTTPStatusError(reply.status, f"{method} {url}: HTTP {reply.status}: {detail}")
+                if reply.status not in RETRY_STATUS and reply.status < 500:
+                    raise last
+                retry_after = {k.lower(): v for k, v in reply.headers.items()}.get("retry-after")
+            if attempt < self.max_attempts:
+                delay = self.backoff(attempt, retry_after)
+                log.warning("%s; retry %d/%d in %.1fs", last, attempt, self.max_attempts - 1, delay)
+                self._sleep(delay)
+        raise LLMError(f"gave up after {self.max_attempts} attempts: {last}") from last
+
+    def list_models(self) -> list[str]:
+        """The model names the server offers (``GET {base_url}/models``)."""
+        data = self.request_json("GET", "models")
+        return [m.get("id") for m in data.get("data", []) if m.get("id")]
+
+    # -- chat ------------------------------------------------------------------------------
+    def response_format(self, request: ChatRequest) -> dict | None:
+        if request.json_schema is None or self.schema_mode == "none":
+            return None
+        if self.schema_mode == "json_object":
+            return {"type": "json_object", "schema": request.json_schema}
+        return {"type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": request.json_schema,
+                                "strict": True}}
+
+    def payload(self, request: ChatRequest) -> dict[str, Any]:
+        """The exact JSON body sent for ``request``."""
+        body: dict[str, Any] = {"model": self.model, "messages": request.messages,
+                                "temperature": request.temperature, "max_tokens": request.max_tokens}
+        if request.seed is not None:
+            body["seed"] = request.seed
+        fmt = self.response_format(request)
+        if fmt is not None:
+            body["response_format"] = fmt
+        if request.logprobs:
+            body["logprobs"] = True
+            if request.top_logprobs is not None:
+                body["top_logprobs"] = request.top_logprobs
+        body.update(self.extra_body)
+        return body
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        body = self.payload(request)
+        with self._slots:
+            t0 = time.perf_counter()
+            out = self.request_json("POST", "chat/completions", body)
+            seconds = time.perf_counter() - t0
+        try:
+            choice = out["choices"][0]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise LLMError(f"{self.base_url}: reply has no choices: {str(out)[:200]}") from exc
+        usage = out.get("usage") or {}
+        return ChatResponse(text=message_text(choice),
+                            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                            completion_tokens=int(usage.get("completion_tokens") or 0),
+                            seconds=seconds, finish_reason=choice.get("finish_reason"),
+                            model_id=self.model_id, top_logprobs=normalise_logprobs(choice))
+
+    def chat_many(self, requests: Iterable[ChatRequest]) -> list[ChatResponse]:
+        """Answers in request order, ``max_concurrency`` at a time; the first error is raised
+        after the requests already in flight finish."""
+        requests = list(requests)
+        if len(requests) <= 1 or self.max_concurrency == 1:
+            return [self.chat(r) for r in requests]
+        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(requests)),
+                                  thread_name_prefix="lantern-llm")
+        futures = [pool.submit(self.chat, r) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        finally:
+            # On an error, requests not yet started are dropped rather than sent for nothing.
+            pool.shutdown(wait=True, cancel_futures=True)
