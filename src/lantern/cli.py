@@ -157,6 +157,56 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _pipeline_config(args) -> dict:
+    from lantern.config import load_config
+
+    overrides = list(args.set or [])
+    cfg = load_config(args.config, overrides)
+    if getattr(args, "data_root", None):
+        cfg.setdefault("vanilla", {}).setdefault("overrides", []).append(f"dataset.data_root={args.data_root}")
+    return cfg
+
+
+def cmd_refine(args) -> int:
+    from lantern.pipeline import stage_refine, stage_vanilla
+
+    cfg = _pipeline_config(args)
+    summaries = stage_refine(cfg, stage_vanilla(cfg, args.limit, not args.no_progress),
+                             splits=args.split or ("valid", "test"), limit=args.limit,
+                             progress=not args.no_progress)
+    for split, s in summaries.items():
+        print(f"{split}: {s['fields']} fields, {s['calls']} calls, {s['cache_hits']} cache hits, "
+              f"{s['prompt_tokens']} prompt + {s['completion_tokens']} completion tokens, "
+              f"{s['fallbacks']} fallbacks, {s['wall_seconds']:.1f} s")
+    return 0
+
+
+def _print_fusion(results) -> None:
+    for r in results:
+        g = r["gain_vs_vanilla"]["weighted_f1"]
+        print(f"{r['variant']:<18} accuracy {r['metrics']['accuracy']['mean']:6.2f}  weighted F1 "
+              f"{r['metrics']['weighted_f1']['mean']:6.2f}  gain {g['delta']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}]")
+
+
+def cmd_fuse(args) -> int:
+    from lantern.pipeline import stage_fuse, stage_vanilla
+
+    cfg = _pipeline_config(args)
+    results = stage_fuse(cfg, stage_vanilla(cfg, args.limit, not args.no_progress), limit=args.limit,
+                         results_dir=None if args.no_results else args.results_dir)
+    _print_fusion(results)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from lantern.pipeline import run_pipeline
+
+    results = run_pipeline(_pipeline_config(args), limit=args.limit, progress=not args.no_progress,
+                           results_dir=None if args.no_results else args.results_dir)
+    _print_fusion(results)
+    return 0
+
+
 def cmd_benchmarks(args) -> int:
     from lantern.evaluation.report import main as report_main
 
@@ -219,6 +269,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true")
         if name == "export":
             p.add_argument("--out", required=True, help="output folder for {split}.jsonl")
+        p.set_defaults(func=func)
+
+    for name, func, helptext in (
+            ("refine", cmd_refine, "ask the LLM about every receptive field (vanilla predictions -> answers)"),
+            ("fuse", cmd_fuse, "train the mergers on validation answers, evaluate on test"),
+            ("run", cmd_run, "all Lantern stages: vanilla model, refine, fuse, results")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("config", help="a Lantern pipeline config (configs/lantern-*.yaml)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--limit", type=int, help="first N dialogues of each split")
+        p.add_argument("--data-root")
+        p.add_argument("--results-dir", default="benchmarks/results")
+        p.add_argument("--no-results", action="store_true")
+        p.add_argument("--no-progress", action="store_true")
+        if name == "refine":
+            p.add_argument("--split", action="append")
         p.set_defaults(func=func)
 
     p = sub.add_parser("benchmarks", help="regenerate BENCHMARKS.md from benchmarks/results/*.json")

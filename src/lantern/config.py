@@ -73,4 +73,5 @@ def load_config(path: str | Path, overrides: list[str] | None = None,
     base.update(variables or {})
     cfg = resolve(raw, base, overrides)
     cfg.setdefault("name", path.stem)
+    cfg.setdefault("config_dir", str(path.parent))  # relative references resolve from here
     return cfg
