@@ -12,7 +12,9 @@ from lantern.config import load_config
 from lantern.evaluation.results import REQUIRED_KEYS
 from lantern.training.experiment import run_experiment
 
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+ALL_CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+# Pipeline configs (lantern-*.yaml) run end to end in tests/test_pipeline.py.
+CONFIGS = [p for p in ALL_CONFIGS if not p.name.startswith("lantern-")]
 DATA = {"iemocap": "IEMOCAP_ERC_joined/iemocap_erc_utterances.csv", "meld": "MELD_declare-lab/MELD"}
 
 
@@ -20,7 +22,7 @@ def test_there_are_configs():
     assert len(CONFIGS) >= 6
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=[p.stem for p in ALL_CONFIGS])
 def test_config_has_no_absolute_paths(path):
     text = path.read_text()
     assert "/work/" not in text and "/home/" not in text and "/root" not in text

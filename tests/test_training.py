@@ -91,7 +91,19 @@ def test_resume_refuses_a_different_config(tmp_path):
     first, _ = _trainer(ds, tmp_path / "run", epochs=2)
     first.fit()
     other, _ = _trainer(ds, tmp_path / "run", epochs=4)
-    with pytest.raises(RuntimeError, match="another training config"):
+    with pytest.raises(RuntimeError, match="another experiment or training config"):
+        other.fit()
+
+
+def test_resume_refuses_a_different_experiment(tmp_path):
+    # Same training config, different experiment (e.g. another label set): no resume.
+    ds = synthetic_dataset()
+    first, _ = _trainer(ds, tmp_path / "run", epochs=2)
+    first.fingerprint = "6way"
+    first.fit()
+    other, _ = _trainer(ds, tmp_path / "run", epochs=2)
+    other.fingerprint = "4way-merge"
+    with pytest.raises(RuntimeError, match="another experiment"):
         other.fit()
 
 

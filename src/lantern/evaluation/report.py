@@ -95,7 +95,9 @@ def _features(features: Any) -> str:
     if isinstance(features, (list, tuple)):
         return "+".join(str(f) for f in features) or MISSING
     if isinstance(features, dict):
-        return "+".join(f"{k}:{v}" for k, v in sorted(features.items())) or MISSING
+        # {modality: extractor}; extractor names already start with their modality
+        return "+".join(str(v) if str(v).startswith(f"{k}:") else f"{k}:{v}"
+                        for k, v in sorted(features.items())) or MISSING
     return MISSING if features is None else str(features)
 
 

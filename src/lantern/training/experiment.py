@@ -71,6 +71,14 @@ def ensure_text_encoder(ds: EmotionDataset, encoder_cfg: dict, progress: bool) -
     return finetune_text_encoder(ds, path, progress=progress, **(encoder_cfg.get("options") or {}))
 
 
+def _fingerprint(cfg: dict, limit: int | None) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps({"config": cfg, "limit": limit}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
                    results_dir: str | Path | None = None) -> dict:
     from lantern.evaluation.metrics import classification_report, vad_report
@@ -88,11 +96,13 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"config {cfg.get('name')!r} lacks {missing}")
-    out_dir = Path(cfg.get("output_dir") or f"runs/{cfg['name']}")
-    if limit is not None:
-        out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
     seeds = list(cfg.get("seeds", [0]))
     ds, feature_options, feature_stats, encoder_card = load_experiment_data(cfg, limit, progress)
+    out_dir = Path(cfg.get("output_dir") or f"runs/{cfg['name']}-{ds.label_set.name}")
+    if limit is not None:
+        out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
+    # A checkpoint resumes only the very experiment that wrote it (data, features, model, training).
+    fingerprint = _fingerprint({k: v for k, v in cfg.items() if k not in ("seeds", "threads", "output_dir")}, limit)
     spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"))
     model_cfg = dict(cfg["model"])
     model_name = model_cfg.pop("name")
@@ -107,7 +117,7 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
         torch.manual_seed(seed)
         model = MODELS.get(model_name)(spec.dims(), len(classes), n_speakers, **model_cfg)
         trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
-                          ds.vad_scale, run_dir=seed_dir, progress=progress)
+                          ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint)
         fit = trainer.fit()
         model.extra_config = {"classes": list(classes), "label_set": ds.label_set.name,
                               "dataset": ds.name, "vad_scale": ds.vad_scale,

@@ -97,12 +97,13 @@ class Trainer:
 
     def __init__(self, model: VanillaModel, spec: FeatureSpec, train: list[Dialogue],
                  valid: list[Dialogue], config: TrainingConfig, vad_scale=None,
-                 run_dir: str | Path | None = None, progress: bool = True):
+                 run_dir: str | Path | None = None, progress: bool = True, fingerprint: str = ""):
         if not train or not valid:
             raise ValueError("training needs non-empty train and valid splits")
         self.model, self.spec, self.train, self.valid = model, spec, train, valid
         self.cfg, self.vad_scale, self.progress = config, vad_scale, progress
         self.run_dir = Path(run_dir) if run_dir else None
+        self.fingerprint = fingerprint   # identifies the whole experiment; checked on resume
         self.class_weight = (class_weight_tensor(train, model.n_classes)
                              if config.class_weights else None)
         self.optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
@@ -125,6 +126,7 @@ class Trainer:
                  "epoch": self.epoch, "history": self.history, "best_score": self.best_score,
                  "best_epoch": self.best_epoch, "best_state": self.best_state,
                  "train_seconds": self.train_seconds, "config": asdict(self.cfg),
+                 "fingerprint": self.fingerprint,
                  "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                          "python": random.getstate()}}
         tmp = self._checkpoint.with_suffix(".tmp")
@@ -135,8 +137,8 @@ class Trainer:
         if self._checkpoint is None or not self._checkpoint.exists():
             return False
         state = torch.load(self._checkpoint, weights_only=False)
-        if state["config"] != asdict(self.cfg):
-            raise RuntimeError(f"{self._checkpoint} was written with another training config; "
+        if state["config"] != asdict(self.cfg) or state.get("fingerprint", "") != self.fingerprint:
+            raise RuntimeError(f"{self._checkpoint} was written by another experiment or training config; "
                                f"delete it or use another run directory")
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
