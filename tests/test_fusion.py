@@ -223,9 +223,18 @@ def test_holdout_is_whole_dialogues_and_only_labelled(small):
     assert m.state["n_fit"] == m.state["n_train"] + m.state["n_holdout"] == (x.labels >= 0).sum()
 
 
-def test_fitting_needs_two_dialogues(small):
+def test_one_dialogue_falls_back_to_an_utterance_holdout(small):
     one = small.subset(np.flatnonzero(np.array(small.dialogue_ids) == "d0"))
-    with pytest.raises(ValueError, match="at least two dialogues"):
+    m = AttentionMerger(**FAST)
+    train_idx, hold_idx = m._holdout_split(one)
+    assert len(train_idx) and len(hold_idx) and not set(train_idx) & set(hold_idx)
+    m.fit(one, "validation")
+    assert m.predict_proba(one).shape == one.vanilla.shape
+
+
+def test_fitting_needs_two_labelled_utterances(small):
+    one = small.subset(np.flatnonzero(np.array(small.dialogue_ids) == "d0")[:1])
+    with pytest.raises(ValueError, match="at least two"):
         AttentionMerger(**FAST).fit(one, "validation")
 
 

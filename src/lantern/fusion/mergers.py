@@ -566,6 +566,11 @@ class _LearnedMerger(Merger):
         groups = (np.array([x.dialogue_ids[i] for i in labelled], dtype=object)
                   if x.dialogue_ids else labelled.astype(object))
         unique = sorted(set(groups.tolist()), key=str)
+        if len(unique) < 2 and len(labelled) >= 2:
+            # One dialogue only (a small user set, a --limit 1 run): hold out utterances
+            # instead; neighbouring turns then share context, so the guard is optimistic.
+            groups = labelled.astype(object)
+            unique = sorted(set(groups.tolist()), key=str)
         if len(unique) < 2:
             raise ValueError(f"{self.name} needs labelled utterances from at least two "
                              f"{'dialogues' if x.dialogue_ids else 'utterances'} to hold some "
