@@ -68,3 +68,8 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "lantern.cli", "data", "list"], capture_output=True,
                          text=True, check=True)
     assert "meld" in out.stdout
+
+
+def test_benchmarks_md_is_generated_from_the_committed_results():
+    assert main(["benchmarks", "--check", "--results-dir", str(REPO / "benchmarks" / "results"),
+                 "--out", str(REPO / "BENCHMARKS.md")]) == 0
