@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-lantern train "${LANTERN_MAIN_CONFIG:-configs/iemocap-context-ft.yaml}" "$@"
+lantern train "${LANTERN_MAIN_CONFIG:-configs/iemocap-context.yaml}" "$@"
