@@ -72,3 +72,13 @@ def test_parse_renormalises_small_drift():
 def test_parse_rejects_bad_answers(bad, message):
     with pytest.raises(AnswerError, match=message):
         PromptTemplate(CLASSES).parse(bad, 3)
+
+
+def test_completion_budget_fits_a_full_answer():
+    import json
+
+    from lantern.refine import completion_budget
+    n = 6
+    full = {"utterances": [{"index": i, **{c: 100 for c in CLASSES}} for i in range(n)]}
+    # Qwen2.5 spends about 1.7 characters per token on this JSON (measured); keep that margin.
+    assert completion_budget(n, len(CLASSES)) >= len(json.dumps(full)) / 1.7

@@ -53,8 +53,16 @@ def answer_model(classes: Sequence[str]):
 
 
 def completion_budget(n_utterances: int, n_classes: int) -> int:
-    # '{"index": 3, "hap": 10, ...}' is about 4 tokens per class plus framing per utterance.
-    return 24 + n_utterances * (8 + 5 * n_classes)
+    """Token limit for one field's answer.
+
+    Measured with Qwen2.5: ``"hap": 10, `` costs about 7 tokens and an utterance's framing
+    about 10, so 6 utterances x 6 classes need ~400 tokens. A limit that truncates the JSON
+    wastes every re-ask (a deterministic model repeats the same cut-off answer), so keep margin.
+
+    >>> completion_budget(6, 6)
+    428
+    """
+    return 32 + n_utterances * (12 + 9 * n_classes)
 
 
 def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSettings,
