@@ -102,7 +102,8 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     if limit is not None:
         out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
     # A checkpoint resumes only the very experiment that wrote it (data, features, model, training).
-    fingerprint = _fingerprint({k: v for k, v in cfg.items() if k not in ("seeds", "threads", "output_dir")}, limit)
+    fingerprint = _fingerprint({k: v for k, v in cfg.items()
+                                if k not in ("seeds", "threads", "output_dir", "config_dir")}, limit)
     spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"))
     model_cfg = dict(cfg["model"])
     model_name = model_cfg.pop("name")
