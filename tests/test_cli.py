@@ -73,3 +73,13 @@ def test_console_script_is_installed():
 def test_benchmarks_md_is_generated_from_the_committed_results():
     assert main(["benchmarks", "--check", "--results-dir", str(REPO / "benchmarks" / "results"),
                  "--out", str(REPO / "BENCHMARKS.md")]) == 0
+
+
+def test_limited_runs_write_no_benchmark_result_unless_asked():
+    from argparse import Namespace
+
+    from lantern.cli import _results_dir
+    assert _results_dir(Namespace(no_results=False, limit=2, results_dir=None)) is None
+    assert _results_dir(Namespace(no_results=False, limit=2, results_dir="out")) == "out"
+    assert _results_dir(Namespace(no_results=False, limit=None, results_dir=None)) == "benchmarks/results"
+    assert _results_dir(Namespace(no_results=True, limit=None, results_dir="out")) is None

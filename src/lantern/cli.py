@@ -10,6 +10,8 @@ from pathlib import Path
 
 from lantern.errors import LanternError
 
+DEFAULT_RESULTS_DIR = "benchmarks/results"
+
 
 def _limit_threads() -> None:
     # 2 threads for every runtime (BLAS, OpenMP, torch, tokenizers) on laptop-class CPUs.
@@ -78,6 +80,13 @@ def cmd_data_show(args) -> int:
 
 
 # --- training and evaluation ----------------------------------------------------------------
+def _results_dir(args) -> str | None:
+    """Benchmark results are written for full runs; a --limit run only if --results-dir is given."""
+    if args.no_results or (args.limit is not None and args.results_dir is None):
+        return None
+    return args.results_dir or DEFAULT_RESULTS_DIR
+
+
 def cmd_train(args) -> int:
     from lantern.config import load_config
     from lantern.training.experiment import run_experiment
@@ -86,9 +95,8 @@ def cmd_train(args) -> int:
     if args.data_root:
         overrides.append(f"dataset.data_root={args.data_root}")
     cfg = load_config(args.config, overrides)
-    results_dir = None if args.no_results else args.results_dir
     result = run_experiment(cfg, limit=args.limit, progress=not args.no_progress,
-                            results_dir=results_dir)
+                            results_dir=_results_dir(args))
     m = result["metrics"]
     print(f"{result['dataset']} {result['label_set']} {result['variant']}: test accuracy "
           f"{m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}, weighted F1 "
@@ -193,7 +201,7 @@ def cmd_fuse(args) -> int:
 
     cfg = _pipeline_config(args)
     results = stage_fuse(cfg, stage_vanilla(cfg, args.limit, not args.no_progress), limit=args.limit,
-                         results_dir=None if args.no_results else args.results_dir)
+                         results_dir=_results_dir(args))
     _print_fusion(results)
     return 0
 
@@ -202,7 +210,7 @@ def cmd_run(args) -> int:
     from lantern.pipeline import run_pipeline
 
     results = run_pipeline(_pipeline_config(args), limit=args.limit, progress=not args.no_progress,
-                           results_dir=None if args.no_results else args.results_dir)
+                           results_dir=_results_dir(args))
     _print_fusion(results)
     return 0
 
@@ -251,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--limit", type=int, help="use only the first N dialogues of each split (smoke runs)")
     p.add_argument("--data-root")
-    p.add_argument("--results-dir", default="benchmarks/results")
+    p.add_argument("--results-dir", help=f"where result files go (default {DEFAULT_RESULTS_DIR}; "
+                   "--limit runs write none unless this is given)")
     p.add_argument("--no-results", action="store_true", help="do not write a benchmark result file")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -280,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", metavar="KEY=VALUE")
         p.add_argument("--limit", type=int, help="first N dialogues of each split")
         p.add_argument("--data-root")
-        p.add_argument("--results-dir", default="benchmarks/results")
+        p.add_argument("--results-dir", help=f"default {DEFAULT_RESULTS_DIR}; --limit runs write none unless given")
         p.add_argument("--no-results", action="store_true")
         p.add_argument("--no-progress", action="store_true")
         if name == "refine":
