@@ -154,3 +154,9 @@ def test_missing_measurements_are_imputed_with_the_train_mean():
     assert np.isfinite(spec.mean["audio"]).all()
     batch = collate(ds.dialogues("train")[:1], spec, ds.vad_scale)
     assert torch.equal(batch.features["audio"][0, 0], torch.zeros(4))
+
+
+def test_a_misspelt_model_option_is_a_config_error():
+    from lantern.errors import ConfigError
+    with pytest.raises(ConfigError, match="bad options for model 'context'.*hiden"):
+        MODELS.create("context", {"text": 4}, 6, 2, hiden=16)

@@ -134,19 +134,21 @@ def _load_for_model(model_dir: str, args):
 
 
 def cmd_evaluate(args) -> int:
+    import numpy as np
+
     from lantern.evaluation.metrics import classification_report, vad_report
     from lantern.training.predictions import arrays_from_rows, prediction_rows
 
     model, ds, spec, vad_scale = _load_for_model(args.model, args)
     out = {}
-    for split in args.split:
+    for split in args.split or ["test"]:
         rows = list(prediction_rows(model, ds.dialogues(split), spec, ds.label_set, vad_scale))
         y, p, vt, vp = arrays_from_rows(rows, ds.label_set.classes)
         if len(y) == 0:
             out[split] = {"n_utterances": 0, "note": "no labelled utterances"}
             continue
         report = classification_report(y, p.argmax(1), list(ds.label_set.classes))
-        if vad_scale is not None and vt.size and __import__("numpy").isfinite(vt).any():
+        if vad_scale is not None and vt.size and np.isfinite(vt).any():
             report["vad"] = vad_report(vt, vp)
         report["n_utterances"] = int(len(y))
         out[split] = report
@@ -307,8 +309,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _limit_threads()
     args = build_parser().parse_args(argv)
-    if getattr(args, "split", "unset") is None and args.command == "evaluate":
-        args.split = ["test"]
     try:
         return int(args.func(args) or 0)
     except LanternError as exc:

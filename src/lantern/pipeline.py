@@ -95,7 +95,7 @@ def stage_refine(cfg: dict, predictions: Path, splits=("valid", "test"), limit: 
     return summaries
 
 
-def _inputs(predictions: Path, answers: Path, split: str, limit: int | None):
+def _inputs(predictions: Path, answers: Path, split: str):
     from lantern.fusion.mergers import FusionInputs, group_answer_rows
     from lantern.training.predictions import read_predictions
 
@@ -116,8 +116,8 @@ def stage_fuse(cfg: dict, predictions: Path, limit: int | None = None,
 
     include_vad = (cfg.get("prompt") or {}).get("include_vad", True)
     answers = _out(cfg) / ("answers" + ("" if include_vad else "-no-vad"))
-    fit_inputs, _ = _inputs(predictions, answers, FUSION_SPLIT, limit)
-    test_inputs, test_rows = _inputs(predictions, answers, "test", limit)
+    fit_inputs, _ = _inputs(predictions, answers, FUSION_SPLIT)
+    test_inputs, test_rows = _inputs(predictions, answers, "test")
     classes = list(test_rows[0]["probs"])
     y = np.asarray(test_inputs.labels)
     vanilla_pred = test_inputs.vanilla.argmax(1)

@@ -37,7 +37,7 @@ class RefineSettings:
 
 
 def group_by_dialogue(rows: Iterable[dict]) -> list[tuple[str, list[dict]]]:
-    """Prediction rows grouped by dialogue, in file order (rows of a dialogue must be contiguous)."""
+    """Prediction rows grouped by dialogue (dialogues in order of first appearance, rows by turn)."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["dialogue_id"], []).append(r)
@@ -87,9 +87,7 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
     start = time.perf_counter()
     bar = tqdm(total=total, unit="call", desc="refine", disable=not progress)
     for dialogue_id, drows in dialogues:
-        fields = make_fields(len(drows), settings.window, settings.stride, dialogue_id)
-        members = memberships(fields)
-        for f in fields:
+        for f in make_fields(len(drows), settings.window, settings.stride, dialogue_id):
             lines = [FieldLine(j, r["speaker"], r["text"], r["probs"],
                                tuple(r["vad"]) if settings.include_vad and r.get("vad") else None)
                      for j, r in enumerate(drows[f.start:f.end])]
@@ -115,9 +113,7 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
             else:   # counted fallback: the vanilla probabilities stand in for this field
                 fallbacks += 1
                 probs = np.array([[line.probs[c] for c in classes] for line in lines])
-            for m in members:
-                if m.field_id != f.field_id:
-                    continue
+            for m in memberships([f]):   # positions are field-local
                 row = drows[m.utterance_index]
                 rec = answer_record(m, dict(zip(classes, probs[m.position].tolist())), valid,
                                     utterance_id=row["utterance_id"])

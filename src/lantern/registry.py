@@ -9,11 +9,17 @@ in the manner of lm-evaluation-harness.
 '[1, 2]'
 >>> "dumps" in reg.names()
 True
+>>> reg.register("dedent", "textwrap:dedent")
+>>> reg.create("dedent", "  hi", widht=3)
+Traceback (most recent call last):
+...
+lantern.errors.ConfigError: bad options for demo 'dedent': got an unexpected keyword argument 'widht'
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from lantern.errors import ConfigError
@@ -46,3 +52,16 @@ class Registry:
             target = getattr(module, attr)
             self._targets[name] = target
         return target
+
+    def create(self, name: str, *args: Any, **options: Any) -> Any:
+        """Call the registered target with ``options``; options its signature does not accept
+        (a typo in a config) become a :class:`ConfigError` naming the entry, while a
+        ``TypeError`` raised inside the target itself still propagates as the bug it is."""
+        target = self.get(name)
+        try:
+            inspect.signature(target).bind(*args, **options)
+        except TypeError as exc:
+            raise ConfigError(f"bad options for {self.kind} {name!r}: {exc}") from None
+        except ValueError:  # no introspectable signature (some builtins): let the call decide
+            pass
+        return target(*args, **options)

@@ -59,11 +59,7 @@ def get_extractor(name: str, **options: Any):
     ...
     lantern.errors.ConfigError: unknown feature extractor 'audio:nope'; known: ...
     """
-    cls = FEATURES.get(name)
-    try:
-        return cls(**options)
-    except TypeError as exc:
-        raise ConfigError(f"bad options for feature extractor {name!r}: {exc}") from None
+    return FEATURES.create(name, **options)
 
 
 def collect_utterances(data, splits: Iterable[str] | None = None) -> list:

@@ -39,7 +39,7 @@ __all__ = ["MERGERS", "make_merger", "load_merger", "FusionInputs"]
 
 def make_merger(name: str, **options: Any):
     """A new merger by registered name, with its options (hyper-parameters)."""
-    return MERGERS.get(name)(**options)
+    return MERGERS.create(name, **options)
 
 
 def load_merger(directory: str | Path):

@@ -97,10 +97,9 @@ def get_llm(backend: str = "embedded", model: str | None = None, **options: Any)
     ...
     lantern.errors.ConfigError: unknown LLM backend 'nope'; known: embedded, openai
     """
-    cls = BACKENDS.get(backend)
     if backend == "embedded" and model is None:
         model = DEFAULT_MODEL
-    return cls(model=model, **options)
+    return BACKENDS.create(backend, model=model, **options)
 
 
 def model_spec(name: str) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
         seed_dir = out_dir / f"seed{seed}"
         train_cfg = TrainingConfig.from_dict({**(cfg.get("training") or {}), "seed": seed})
         torch.manual_seed(seed)
-        model = MODELS.get(model_name)(spec.dims(), len(classes), n_speakers, **model_cfg)
+        model = MODELS.create(model_name, spec.dims(), len(classes), n_speakers, **model_cfg)
         trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
                           ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint)
         fit = trainer.fit()

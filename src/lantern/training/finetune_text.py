@@ -48,7 +48,7 @@ def finetune_text_encoder(dataset: EmotionDataset, out_dir: str | Path, base_mod
     from torch import nn
     from tqdm.auto import tqdm
 
-    from sklearn.metrics import f1_score
+    from lantern.evaluation.metrics import weighted_f1
     from lantern.models.base import normalise_vad
 
     torch.set_num_threads(2)
@@ -111,7 +111,7 @@ def finetune_text_encoder(dataset: EmotionDataset, out_dir: str | Path, base_mod
             scheduler.step()
             total += loss.item() * len(idx)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        valid_f1 = 100 * f1_score(valid_y, predict(valid_x), average="weighted")
+        valid_f1 = 100 * weighted_f1(valid_y, predict(valid_x), n_classes)
         history.append({"epoch": epoch + 1, "train_loss": total / len(order), "valid_weighted_f1": valid_f1})
         if valid_f1 > best:
             best = valid_f1
