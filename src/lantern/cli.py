@@ -217,6 +217,44 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from lantern.predict import PredictSettings, predict
+
+    settings = PredictSettings(
+        model=args.model, llm=args.llm, llm_model=args.llm_model, base_url=args.base_url,
+        window=args.window, stride=args.stride, include_vad=not args.no_vad,
+        max_duration_s=args.max_duration, language=args.language, task=args.task,
+        speaker=args.speaker, report=not args.no_report, progress=not args.no_progress)
+    out = args.out or str(Path("runs") / "predict" / Path(args.input).stem)
+    result = predict(args.input, out, settings)
+    doc = result.document
+    counts: dict[str, int] = {}
+    for u in doc["utterances"]:
+        counts[u["final"]] = counts.get(u["final"], 0) + 1
+    print(f"{len(doc['utterances'])} utterances: "
+          + ", ".join(f"{doc['class_names'][c]} {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])))
+    if doc["scores"]:
+        s = doc["scores"]
+        line = f"against the {s['n_labelled']} given labels: accuracy {100 * s['accuracy']:.1f}, weighted F1 {100 * s['weighted_f1']:.1f}"
+        if "refined_accuracy" in s:
+            line += f" (refined: {100 * s['refined_accuracy']:.1f}, {100 * s['refined_weighted_f1']:.1f})"
+        print(line)
+    t = doc["timings"]
+    print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in ("transcription", "features", "vanilla", "llm", "report", "total")))
+    print(f"wrote {result.json_path}, {result.csv_path}" + (f", {result.report_path}" if result.report_path else ""))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from lantern.serve import serve
+
+    serve(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, llm=args.llm,
+          jobs_dir=args.jobs_dir, workers=args.workers,
+          predict_options={k: v for k, v in (("base_url", args.base_url),
+                                             ("llm_model", args.llm_model)) if v})
+    return 0
+
+
 def cmd_benchmarks(args) -> int:
     from lantern.evaluation.report import main as report_main
 
@@ -297,6 +335,41 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "refine":
             p.add_argument("--split", action="append")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("predict", help="emotions of every utterance of a conversation file, a folder of clips or a recording")
+    p.add_argument("input", help="a conversation file (.jsonl/.json/.csv, docs/conversation-format.md), "
+                   "a folder of per-utterance audio/video clips, or one audio/video recording")
+    p.add_argument("--out", help="output folder (default runs/predict/<input name>)")
+    p.add_argument("--model", help="a saved vanilla model folder or a shipped model name (default: iemocap-6way-text)")
+    p.add_argument("--llm", choices=["embedded", "openai", "off"], default="embedded",
+                   help="LLM refinement: embedded llama.cpp (default), an OpenAI-compatible server, or off")
+    p.add_argument("--llm-model", help="embedded: qwen2.5-coder-1.5b (default), qwen2.5-coder-0.5b, smollm2-135m or a .gguf; openai: the server's model name")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint for --llm openai (API key from $OPENAI_API_KEY)")
+    p.add_argument("--window", type=int, default=6, help="receptive field length (default 6)")
+    p.add_argument("--stride", type=int, default=2, help="receptive field stride (default 2: every utterance in 3 fields)")
+    p.add_argument("--no-vad", action="store_true", help="do not show the LLM the valence/arousal/dominance references")
+    p.add_argument("--max-duration", type=float, default=1800.0, help="refuse recordings longer than this many seconds (default 1800)")
+    p.add_argument("--language", help="spoken language code for Whisper (default: detect)")
+    p.add_argument("--task", choices=["auto", "transcribe", "translate"], default="auto",
+                   help="auto: translate non-English speech to English (the text model reads English)")
+    p.add_argument("--speaker", default="S1", help="speaker name for recordings and clip folders (no diarisation)")
+    p.add_argument("--no-report", action="store_true", help="write JSON and CSV only")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", help="web app: upload a conversation or a recording, see its emotion report")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (default 50)")
+    p.add_argument("--llm", choices=("embedded", "openai", "off"), default="embedded",
+                   help="LLM backend the upload form may switch on for refinement (default embedded; off: vanilla only)")
+    p.add_argument("--llm-model", help="embedded: a lantern LLM name or .gguf; openai: the server's model")
+    p.add_argument("--base-url", help="--llm openai: the server, e.g. http://127.0.0.1:8080/v1")
+    p.add_argument("--jobs-dir", help="where uploads and reports are kept (default <cache dir>/serve-jobs; the last 100 are kept)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="predictions that may run at once (default 1; more only helps with --llm openai/off)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("benchmarks", help="regenerate BENCHMARKS.md from benchmarks/results/*.json")
     p.add_argument("--results-dir", default="benchmarks/results")

@@ -1,0 +1,181 @@
+"""``lantern predict``: emotions in your own conversation, from a transcript, audio or video.
+
+The stages follow the package's data flow, one module each:
+
+input (:mod:`.inputs`: conversation file, folder of clips, or one recording transcribed by
+Whisper) -> features (the registered extractors the model was trained on) -> the vanilla
+model shipped with the package (:mod:`.pretrained`) -> receptive fields + LLM answers
+(:mod:`lantern.refine`, embedded llama.cpp by default, any OpenAI-compatible server, or off)
+-> the prediction document, CSV and HTML report (:mod:`.outputs`,
+:mod:`lantern.evaluation.html_report`). ``docs/predict-output.md`` documents the outputs.
+
+LLM answers go through the persistent SQLite cache, so predicting the same input twice
+makes no second LLM call, and an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lantern.errors import ConfigError
+
+LLM_CHOICES = ("embedded", "openai", "off")
+
+
+@dataclass
+class PredictSettings:
+    """Everything ``lantern predict`` can be told. Defaults: shipped model, embedded LLM."""
+
+    model: str | None = None          # a saved vanilla model folder; None: the shipped one
+    llm: str = "embedded"             # embedded | openai | off
+    llm_model: str | None = None      # embedded: a lantern LLM name or .gguf; openai: server model
+    base_url: str | None = None       # openai backend: e.g. http://127.0.0.1:8080/v1
+    window: int = 6                   # receptive field length ...
+    stride: int = 2                   # ... and stride: every utterance is in t = window/stride fields
+    include_vad: bool = True
+    max_duration_s: float = 1800.0    # longer recordings are refused unless this is raised
+    language: str | None = None       # Whisper language code; None: detect
+    task: str = "auto"                # auto (translate non-English to English) | transcribe | translate
+    speaker: str = "S1"               # speaker name for recordings and folders (no diarisation)
+    report: bool = True
+    progress: bool = True
+    llm_cache: str | None = None      # SQLite cache file; None: cache_dir()/llm.sqlite
+    llm_options: dict[str, Any] = field(default_factory=dict)
+    display_name: str | None = None   # the input's name in outputs (the web app's upload name)
+
+    def __post_init__(self):
+        if self.llm not in LLM_CHOICES:
+            raise ConfigError(f"unknown llm {self.llm!r}; choose one of {', '.join(LLM_CHOICES)}")
+        if self.llm == "openai" and not self.base_url and "base_url" not in self.llm_options:
+            raise ConfigError("llm 'openai' needs base_url (e.g. http://127.0.0.1:8080/v1)")
+        if self.max_duration_s <= 0:
+            raise ConfigError(f"max_duration_s must be positive, got {self.max_duration_s}")
+
+
+@dataclass
+class PredictResult:
+    document: dict
+    json_path: Path
+    csv_path: Path
+    report_path: Path | None
+
+
+def make_llm(settings: PredictSettings):
+    """The LLM the settings ask for (None when refinement is off)."""
+    from lantern.llm import get_llm
+
+    if settings.llm == "off":
+        return None
+    options = dict(settings.llm_options)
+    if settings.llm == "openai" and settings.base_url:
+        options["base_url"] = settings.base_url
+    return get_llm(settings.llm, model=settings.llm_model, **options)
+
+
+def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettings | None = None,
+            llm=None) -> PredictResult:
+    """Predict the emotion of every utterance of ``input_path``; write JSON, CSV and report.
+
+    ``llm``: an already open LLM to use instead of the one the settings name (the web app
+    keeps one open across requests); it is not closed here.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "talk.jsonl").write_text('{"speaker": "A", "text": "I am so happy!"}\\n')
+    >>> r = predict(d / "talk.jsonl", d / "out", PredictSettings(llm="off", progress=False))
+    >>> r.document["utterances"][0]["vanilla"]["label"] in r.document["classes"]
+    True
+    """
+    from lantern.predict.inputs import load_input
+    from lantern.predict.outputs import build_document, write_outputs
+    from lantern.predict.pretrained import load_vanilla
+
+    settings = settings or PredictSettings()
+    out_dir = Path(out_dir)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    model, spec, label_set, vad_scale, model_info = load_vanilla(settings.model)
+    inp = load_input(input_path, max_duration_s=settings.max_duration_s, language=settings.language,
+                     task=settings.task, speaker=settings.speaker, progress=settings.progress,
+                     workdir=out_dir / "work", label_set=label_set.name)
+    timings["transcription"] = inp.seconds
+
+    timings["features"], feature_stats = _timed(_features, inp.dialogues, spec, model, settings.progress)
+
+    from lantern.training.predictions import prediction_rows
+    timings["vanilla"], rows = _timed(
+        lambda: list(prediction_rows(model, inp.dialogues, spec, label_set, vad_scale)))
+
+    refined, llm_summary = None, None
+    timings["llm"] = 0.0
+    if settings.llm != "off":
+        timings["llm"], (refined, llm_summary) = _timed(
+            _refine, rows, label_set, settings, llm)
+
+    document = build_document(rows, inp, label_set, vad_scale, model_info, refined, llm_summary,
+                              timings, settings.display_name or input_path)
+    document["features"] = feature_stats
+    report_start = time.perf_counter()
+    paths = write_outputs(document, out_dir, report=settings.report)
+    timings["report"] = time.perf_counter() - report_start
+    timings["total"] = time.perf_counter() - start
+    document["timings"] = _timing_block(timings, len(rows))
+    paths = write_outputs(document, out_dir, report=settings.report)   # with the final timings
+    return PredictResult(document, *paths)
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def _features(dialogues, spec, model, progress: bool) -> dict:
+    from lantern.features import attach_features
+
+    names = list(spec.modalities.values())
+    options = model.extra_config.get("feature_options") or {}
+    return attach_features(dialogues, names, options={k: v for k, v in options.items() if k in names},
+                           progress=progress)
+
+
+def _refine(rows: list[dict], label_set, settings: PredictSettings, llm):
+    """LLM answers for every receptive field; per utterance, the mean over its fields."""
+    import numpy as np
+
+    from lantern.llm.cache import LLMCache
+    from lantern.refine import RefineSettings, refine
+
+    own = llm is None
+    llm = llm or make_llm(settings)
+    try:
+        with LLMCache(settings.llm_cache) as cache:
+            records, summary = refine(
+                rows, list(label_set.classes), llm,
+                RefineSettings(window=settings.window, stride=settings.stride,
+                               include_vad=settings.include_vad),
+                label_set.descriptions, cache, settings.progress)
+        summary.update(backend=settings.llm, model_id=llm.model_id)
+    finally:
+        if own:
+            llm.close()
+    per_utt: dict[tuple[str, str], list[dict]] = {}
+    for rec in records:
+        per_utt.setdefault((rec["dialogue_id"], rec["utterance_id"]), []).append(rec)
+    refined = {}
+    for key, recs in per_utt.items():
+        probs = np.mean([[r["probs"][c] for c in label_set.classes] for r in recs], axis=0)
+        refined[key] = {"probs": dict(zip(label_set.classes, probs.tolist())),
+                        "fields": len(recs), "valid_fields": sum(bool(r["valid"]) for r in recs)}
+    return refined, summary
+
+
+def _timing_block(timings: dict[str, float], n: int) -> dict:
+    block: dict[str, Any] = {k: round(v, 4) for k, v in timings.items()}
+    block["utterances"] = n
+    block["seconds_per_utterance"] = {k: round(v / max(n, 1), 4) for k, v in timings.items()}
+    return block

@@ -1,0 +1,587 @@
+"""`lantern serve` over real HTTP: a uvicorn server on 127.0.0.1 in a background thread.
+
+Most tests replace ``lantern.predict.predict`` with a fast fake (monkeypatch) so they check the
+web layer: uploads, limits, errors, path safety and concurrency. One test runs the real engine
+(MiniLM text features, LLM off) and one drives the form with headless Chromium.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import http.client
+import json
+import os
+import re
+import secrets
+import socket
+import statistics
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the serve extra is not installed")
+uvicorn = pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+
+import lantern.predict as engine  # noqa: E402
+from lantern.errors import DataError, LanternError  # noqa: E402
+from lantern.serve import JOB_ID_RE, Jobs, ServeSettings, create_app, serve  # noqa: E402
+
+LIMIT_MB = 1
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+# --- a server in a thread, and a tiny client --------------------------------------------------------
+class Server:
+    def __init__(self, app):
+        self.app = app
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on",
+                                timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
+                                       daemon=True, name="uvicorn-test")
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.app.state.jobs.root
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                timeout: float = 60):
+        """(status, lower-case headers, body). The path goes on the wire exactly as given."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def get(self, path: str, **kw):
+        return self.request("GET", path, **kw)
+
+    def upload(self, filename: str, data: bytes, fields: dict | None = None, headers: dict | None = None):
+        body, ctype = multipart(filename, data, fields)
+        return self.request("POST", "/predict", body, {"Content-Type": ctype, **(headers or {})})
+
+
+def multipart(filename: str | None, data: bytes, fields: dict | None = None) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in (fields or {}).items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                     f'{value}\r\n'.encode())
+    if filename is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                     f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+                     + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def conversation(*texts: str) -> bytes:
+    return "".join(json.dumps({"speaker": "AB"[i % 2], "text": t}) + "\n"
+                   for i, t in enumerate(texts)).encode()
+
+
+def job_dirs(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if JOB_ID_RE.fullmatch(p.name))
+
+
+# --- the fake engine ------------------------------------------------------------------------------
+class FakeEngine:
+    """Writes a tiny report that shows the uploaded text; misbehaves on request (markers)."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.calls: list[dict] = []
+        self.lock = threading.Lock()
+        self.active = self.max_active = 0
+
+    def make_llm(self, settings):
+        return type("FakeLLM", (), {"close": lambda self: None, "model_id": "fake"})()
+
+    def predict(self, input_path, out_dir, settings=None, llm=None):
+        input_path, out_dir = Path(input_path), Path(out_dir)
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.calls.append({"input": input_path, "out": out_dir, "llm": settings.llm,
+                               "shared_llm": llm, "thread": threading.current_thread().name})
+        try:
+            time.sleep(self.delay)
+            text = input_path.read_text(encoding="utf-8", errors="replace")
+            if "CORRUPT" in text:
+                raise DataError("not valid JSON <script>alert(2)</script>", path=input_path, line=1,
+                                field="text")
+            if "LANTERNERR" in text:
+                raise LanternError(f"the recording {input_path} is too long <b>bold</b>")
+            if "BOOM" in text:
+                raise RuntimeError("internal detail that must stay in the log")
+            (out_dir / "report.html").write_text(
+                f"<!DOCTYPE html><html><head><title>Fake report</title></head><body>"
+                f"<h1>Emotion report</h1><pre>{html.escape(text)}</pre></body></html>", encoding="utf-8")
+            (out_dir / "predictions.json").write_text(json.dumps({"input": text, "llm": settings.llm}))
+            (out_dir / "predictions.csv").write_text("speaker,text\nA,x\n")
+            return engine.PredictResult({"input": text}, out_dir / "predictions.json",
+                                        out_dir / "predictions.csv", out_dir / "report.html")
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Replace the real engine for one test (the server looks it up on every request)."""
+    f = FakeEngine()
+    monkeypatch.setattr(engine, "predict", f.predict)
+    monkeypatch.setattr(engine, "make_llm", f.make_llm)
+    return f
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    app = create_app(ServeSettings(jobs_dir=tmp_path_factory.mktemp("jobs"), max_upload_mb=LIMIT_MB,
+                                   llm="embedded", allowed_hosts=("127.0.0.1", "localhost")))
+    s = Server(app)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    """The real engine, LLM off (the form then offers no refinement)."""
+    s = Server(create_app(ServeSettings(jobs_dir=tmp_path_factory.mktemp("real-jobs"), llm="off")))
+    yield s
+    s.stop()
+
+
+# --- pages ------------------------------------------------------------------------------------------
+def test_index_page_explains_files_and_limits(server):
+    status, headers, body = server.get("/")
+    page = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert 'enctype="multipart/form-data"' in page and 'type="file" name="file"' in page
+    assert 'type="checkbox" name="llm"' in page          # the server allows refinement
+    for suffix in (".jsonl", ".json", ".csv", ".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus",
+                   ".mp4", ".mkv", ".mov", ".webm"):
+        assert f"<code>{suffix}</code>" in page
+    assert f"at most {LIMIT_MB} MB" in page and "30 minutes" in page
+    assert "<script" not in page and "default-src 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_healthz(server):
+    status, headers, body = server.get("/healthz")
+    doc = json.loads(body)
+    assert status == 200 and doc["status"] == "ok" and doc["workers"] == 1 and doc["llm"] == "embedded"
+
+
+def test_upload_redirects_to_report_and_downloads_work(server, fake):
+    marker = f"marker-{secrets.token_hex(4)}"
+    data = conversation(f"I am so happy today! {marker}", "Fine. <b>Fine!</b>")
+    status, headers, _ = server.upload("../../evil/Talk.JSONL", data)
+    assert status == 303
+    m = re.fullmatch(r"/reports/([0-9a-f]{32})", headers["location"])
+    assert m, headers["location"]
+    job = m.group(1)
+    # The stored name is server-made; only the allow-listed suffix came from the client.
+    call = fake.calls[-1]
+    assert call["input"] == server.jobs_dir / job / "input.jsonl" and call["out"] == server.jobs_dir / job
+    assert call["llm"] == "off" and call["shared_llm"] is None
+    assert call["thread"] != server.thread.name      # a worker thread, not the event loop
+
+    status, headers, body = server.get(headers["location"])
+    page = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert "<title>Fake report</title>" in page and marker in page
+    assert "Fine. &lt;b&gt;Fine!&lt;/b&gt;" in page
+    assert f'href="/reports/{job}/predictions.json"' in page   # the download bar
+    assert "default-src 'none'" in headers["content-security-policy"]
+
+    status, headers, body = server.get(f"/reports/{job}/predictions.json")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert "attachment" in headers["content-disposition"] and marker in json.loads(body)["input"]
+    status, headers, body = server.get(f"/reports/{job}/predictions.csv")
+    assert status == 200 and headers["content-type"].startswith("text/csv")
+    assert body.startswith(b"speaker,text")
+    status, _, body = server.get(f"/reports/{job}/report.html")
+    assert status == 200 and marker.encode() in body
+
+
+def test_llm_checkbox_turns_refinement_on(server, fake):
+    status, _, _ = server.upload("talk.jsonl", conversation("hello"), fields={"llm": "on"})
+    assert status == 303
+    assert fake.calls[-1]["llm"] == "embedded" and fake.calls[-1]["shared_llm"] is not None
+
+
+# --- limits and bad uploads ------------------------------------------------------------------------
+def _raw(server: Server, head: bytes, body_chunks=(), timeout: float = 20) -> bytes:
+    """Send a request by hand (headers, then chunks), then read whatever comes back."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):
+            for chunk in body_chunks:
+                sock.sendall(chunk)
+        out = b""
+        with contextlib.suppress(OSError):
+            while b"</html>" not in out:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                out += data
+        return out
+
+
+def test_oversized_uploads_get_413_and_leave_nothing(server, fake):
+    before = job_dirs(server.jobs_dir)
+    limit = LIMIT_MB << 20
+    # 1.5x the limit with an honest Content-Length: refused up front, then drained so the
+    # client (here http.client, which sends all of it first) can read the page.
+    status, _, body = server.upload("big.jsonl", b"x" * (limit * 3 // 2))
+    assert status == 413 and b"File too large" in body and b"1 MB" in body
+    # Just over the limit: the Content-Length passes, the streamed file part trips the bound.
+    status, _, body = server.upload("big.jsonl", b"x" * (limit + 1))
+    assert status == 413 and b"larger than the limit" in body
+    # A huge Content-Length is answered before any byte of the body is sent.
+    _, ctype = multipart("huge.wav", b"")
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {100 * limit}\r\n\r\n").encode()
+    reply = _raw(server, head)
+    assert reply.startswith(b"HTTP/1.1 413") and b"100 MB" in reply
+    # Chunked (no Content-Length) and never finished: the answer still comes, i.e. the body is
+    # parsed and bounded as it streams, not read whole first. (Just over the bound, so that
+    # nothing unread is left when the server closes, which would reset the connection.)
+    body, ctype = multipart("stream.jsonl", b"y" * (limit + 1000))
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    chunks = [b"%x\r\n%s\r\n" % (len(body[i:i + 65536]), body[i:i + 65536])
+              for i in range(0, len(body), 65536)]          # no terminating 0-chunk: never ends
+    reply = _raw(server, head, chunks)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert fake.calls == [] and job_dirs(server.jobs_dir) == before
+
+
+@pytest.mark.parametrize("name", ["virus.exe", "noext", "talk.jsonl.exe", "..", "report.html",
+                                  "a.JSONL\\..\\x.sh"])
+def test_unsupported_suffix_is_415(server, fake, name):
+    status, _, body = server.upload(name, b"MZ\x90\x00")
+    assert status == 415 and b"Unsupported file type" in body and b".jsonl" in body
+    assert fake.calls == []
+
+
+def test_not_a_form_is_415_and_no_file_is_400(server, fake):
+    status, _, _ = server.request("POST", "/predict", b'{"a": 1}', {"Content-Type": "application/json"})
+    assert status == 415
+    body, ctype = multipart(None, b"", {"llm": "on"})
+    status, _, page = server.request("POST", "/predict", body, {"Content-Type": ctype})
+    assert status == 400 and b"choose a file" in page
+    status, _, page = server.upload("", b"")          # a browser form with no file chosen
+    assert status == 400 and b"choose a file" in page
+    status, _, page = server.request("POST", "/predict", b"--x\r\ngarbage",
+                                     {"Content-Type": "multipart/form-data"})
+    assert status == 400
+    assert fake.calls == []
+
+
+def test_empty_file_is_400(server, fake):
+    before = job_dirs(server.jobs_dir)
+    status, _, body = server.upload("talk.jsonl", b"")
+    assert status == 400 and b"Empty file" in body and b"talk.jsonl is empty" in body
+    assert fake.calls == [] and job_dirs(server.jobs_dir) == before
+
+
+EVIL = '<img src=x onerror=alert(1)>.jsonl'
+
+
+def test_bad_input_is_422_with_escaped_message_and_no_server_paths(server, fake):
+    before = job_dirs(server.jobs_dir)
+    status, headers, body = server.upload(EVIL, conversation("CORRUPT"))
+    page = body.decode()
+    assert status == 422 and headers["content-type"].startswith("text/html")
+    assert html.escape(EVIL) in page and "<img src=x" not in page       # the user's name, escaped
+    assert "line 1, field &#x27;text&#x27;" in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page and "<script>alert" not in page
+    assert str(server.jobs_dir) not in page and "input.jsonl" not in page
+    status, _, body = server.upload("long.wav", b"LANTERNERR")
+    assert status == 422 and b"&lt;b&gt;bold&lt;/b&gt;" in body and b"long.wav" in body
+    assert str(server.jobs_dir).encode() not in body
+    assert job_dirs(server.jobs_dir) == before               # failed jobs are removed
+
+
+def test_unexpected_error_is_a_generic_500_and_logged(server, fake, caplog):
+    caplog.set_level("ERROR", logger="lantern.serve")
+    status, _, body = server.upload("talk.jsonl", conversation("BOOM"))
+    assert status == 500 and b"Internal error" in body
+    assert b"internal detail" not in body and b"Traceback" not in body
+    logged = [r for r in caplog.records if r.name == "lantern.serve" and r.exc_info]
+    assert logged and "internal detail" in str(logged[-1].exc_info[1])
+
+
+# --- path safety ----------------------------------------------------------------------------------
+def test_path_traversal_never_reaches_files(server, fake, tmp_path):
+    secret = f"SECRET-{secrets.token_hex(4)}"
+    status, headers, _ = server.upload("talk.jsonl", conversation(secret))
+    job = headers["location"].rsplit("/", 1)[1]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.html").write_text(secret)
+    link = "f" * 32
+    (server.jobs_dir / link).symlink_to(outside, target_is_directory=True)
+    probes = [
+        "/reports/..%2F..%2Fetc%2Fpasswd", "/reports/../../etc/passwd", "/reports/%2e%2e/%2e%2e/etc/passwd",
+        "/reports/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "/reports/..", "/reports/%2e%2e", "/reports//etc/passwd",
+        "/reports/" + "0" * 32, f"/reports/{'0' * 32}/report.html", f"/reports/{job.upper()}",
+        f"/reports/{job}%00", f"/reports/{job}/input.jsonl", f"/reports/{job}/..%2Finput.jsonl",
+        f"/reports/{job}/../{job}/input.jsonl", f"/reports/{job}/predictions.json%2F..%2Finput.jsonl",
+        f"/reports/{job}/.", "/reports/%2Fetc%2Fpasswd", "/reports/%2Fetc/passwd",
+        f"/reports/{link}", f"/reports/{link}/report.html", f"/reports/{job[:31]}", f"/reports/{job}0",
+        "/etc/passwd", "/..%2F..%2Fetc%2Fpasswd", f"/reports/{job}/predictions.json/..",
+    ]
+    for path in probes:
+        status, _, body = server.get(path)
+        assert status in (400, 404), (path, status)
+        assert secret.encode() not in body and b"root:" not in body, path
+    status, _, body = server.get(f"/reports/{job}")               # the real one still works
+    assert status == 200 and secret.encode() in body
+    (server.jobs_dir / link).unlink()
+
+
+def test_foreign_host_and_cross_site_post_are_refused(server, fake):
+    status, _, _ = server.get("/", headers={"Host": "evil.example"})
+    assert status == 400
+    status, _, _ = server.upload("talk.jsonl", conversation("hi"), headers={"Origin": "http://evil.example"})
+    assert status == 403
+    status, _, _ = server.upload("talk.jsonl", conversation("hi"), headers={"Origin": "null"})
+    assert status == 403
+    status, _, _ = server.upload("talk.jsonl", conversation("hi"),
+                                 headers={"Origin": f"http://localhost:{server.port}"})
+    assert status == 303
+    assert len(fake.calls) == 1
+
+
+def test_jobs_are_pruned_but_running_ones_kept(tmp_path):
+    jobs = Jobs(tmp_path, keep=2)
+    made = []
+    for i in range(4):
+        job_id, path = jobs.new()
+        (path / "report.html").write_text("r")
+        os.utime(path, (1000 + i, 1000 + i))
+        made.append((job_id, path))
+        if i < 3:
+            jobs.finish(job_id, path, ok=True)
+    # made[3] is still running: it is never removed and not counted.
+    assert sorted(job_dirs(tmp_path)) == sorted([made[1][0], made[2][0], made[3][0]])
+    assert jobs.path(made[3][0]) is None                   # not served while running
+    jobs.finish(*made[3], ok=False)                       # a failed job is removed
+    assert sorted(job_dirs(tmp_path)) == sorted([made[1][0], made[2][0]])
+    broken = tmp_path / ("a" * 32)
+    broken.mkdir()                                        # a crash left it without a report
+    (tmp_path / "notes.txt").write_text("not a job")
+    Jobs(tmp_path, keep=5).prune(incomplete=True)
+    assert not broken.exists() and (tmp_path / "notes.txt").exists()
+
+
+def test_settings_are_checked_and_the_extra_is_named(monkeypatch, tmp_path):
+    for bad in ({"llm": "gpt"}, {"max_upload_mb": 0}, {"workers": 0}):
+        with pytest.raises(LanternError):
+            ServeSettings(**bad)
+    with pytest.raises(LanternError, match="base_url"):
+        create_app(ServeSettings(jobs_dir=tmp_path, llm="openai"))
+    monkeypatch.setitem(__import__("sys").modules, "starlette", None)
+    with pytest.raises(LanternError, match=r"pip install 'lantern-emotion\[serve\]'"):
+        serve(port=0, jobs_dir=tmp_path)
+
+
+# --- load -------------------------------------------------------------------------------------------
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def test_concurrent_uploads_have_no_cross_talk_and_healthz_stays_responsive(server, fake):
+    fake.delay = 0.1
+    n_uploads, n_threads = 20, 8
+    markers = [f"MARK{i:02d}x{secrets.token_hex(6)}" for i in range(n_uploads)]
+    done = threading.Event()
+    health: list[tuple[float, int]] = []
+
+    def poll_health():
+        while not done.is_set():
+            t0 = time.perf_counter()
+            status, _, body = server.get("/healthz", timeout=30)
+            assert status == 200
+            health.append((time.perf_counter() - t0, json.loads(body)["running"]))
+            time.sleep(0.02)
+
+    def one(i: int):
+        t0 = time.perf_counter()
+        data = conversation(*[f"utterance {j} of upload {markers[i]}" for j in range(i + 1)])
+        status, headers, _ = server.upload(f"talk{i}.jsonl", data)
+        assert status == 303, status
+        status, _, page = server.get(headers["location"])
+        assert status == 200
+        seen = [m for m in markers if m.encode() in page]
+        assert seen == [markers[i]], (i, seen)                    # its own marker, no other
+        status, _, doc = server.get(headers["location"] + "/predictions.json")
+        assert status == 200 and json.loads(doc)["input"].count(markers[i]) == i + 1
+        return time.perf_counter() - t0
+
+    poller = threading.Thread(target=poll_health, daemon=True)
+    t_start = time.perf_counter()
+    poller.start()
+    try:
+        with ThreadPoolExecutor(n_threads) as pool:
+            futures = [pool.submit(one, i) for i in range(n_uploads)]
+            latencies = [f.result(timeout=60) for f in futures]
+    finally:
+        done.set()
+        poller.join(30)
+    wall = time.perf_counter() - t_start
+    health_s = [h for h, _ in health]
+    print(f"\n{n_uploads} uploads from {n_threads} threads in {wall:.2f} s (workers=1, fake predict "
+          f"{fake.delay:.2f} s): upload->report latency p50 {_pct(latencies, 50):.3f} s, "
+          f"p90 {_pct(latencies, 90):.3f} s, p99 {_pct(latencies, 99):.3f} s, max {max(latencies):.3f} s; "
+          f"/healthz x{len(health)}: p50 {_pct(health_s, 50) * 1000:.1f} ms, "
+          f"p99 {_pct(health_s, 99) * 1000:.1f} ms, max {max(health_s) * 1000:.1f} ms")
+    assert len(fake.calls) == n_uploads and fake.max_active == 1      # predictions never overlap
+    assert len({c["out"] for c in fake.calls}) == n_uploads            # one directory per job
+    assert all(c["thread"] != server.thread.name for c in fake.calls)
+    # /healthz answered while a prediction was running: the event loop was never blocked.
+    assert any(running >= 1 for _, running in health)
+    assert max(health_s) < 10                                          # generous, not a benchmark
+
+
+# --- the real engine --------------------------------------------------------------------------------
+def test_real_predict_end_to_end(real_server):
+    status, _, page = real_server.get("/")
+    assert status == 200 and 'name="llm"' not in page.decode()        # --llm off: no checkbox
+    data = conversation("I am so happy today!", "This is terrible, I hate it.", "Okay <b>fine</b>.")
+    status, headers, _ = real_server.upload("talk.jsonl", data)
+    assert status == 303
+    status, _, body = real_server.get(headers["location"])
+    page = body.decode()
+    assert status == 200 and "<title>Emotion report" in page and "I am so happy today!" in page
+    assert "Okay &lt;b&gt;fine&lt;/b&gt;." in page
+    status, _, body = real_server.get(headers["location"] + "/predictions.json")
+    doc = json.loads(body)
+    assert status == 200 and len(doc["utterances"]) == 3 and doc["llm"] is None
+    assert all(u["final"] in doc["classes"] for u in doc["utterances"])
+    status, _, body = real_server.get(headers["location"] + "/predictions.csv")
+    assert status == 200 and body.decode().startswith("dialogue_id,utterance_id")
+    # A corrupted conversation file: a 422 page that names the line, not the server's path.
+    status, _, body = real_server.upload("broken.jsonl", b'{"speaker": "A", "text": "hi"}\n{"speaker": \n')
+    page = body.decode()
+    assert status == 422 and "line 2" in page and "broken.jsonl" in page
+    assert str(real_server.jobs_dir) not in page
+
+
+# --- a real browser -------------------------------------------------------------------------------
+def _browser_or_skip():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if missing:
+        reason = f"headless browser test needs {', '.join(missing)}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; it is mandatory in CI")
+        pytest.skip(reason)
+
+
+def test_browser_upload_form(real_server, tmp_path):
+    _browser_or_skip()
+    from PIL import Image, ImageStat
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    talk = tmp_path / "browser talk.jsonl"
+    talk.write_bytes(conversation("We won the match, I can't believe it!", "I'm so proud of you.",
+                                  "Why didn't anyone call me?"))
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chrome-profile'}", "--window-size=1200,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.set_page_load_timeout(60)
+        driver.get(real_server.url + "/")
+        assert "Upload" in driver.title
+        driver.find_element(By.CSS_SELECTOR, 'input[type="file"]').send_keys(str(talk))
+        driver.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+        WebDriverWait(driver, 60).until(EC.title_contains("Emotion report"))
+        assert re.search(r"/reports/[0-9a-f]{32}$", driver.current_url)
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert "We won the match" in text and "predictions.csv" in text
+        shot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+    img = Image.open(shot).convert("L")
+    stat = ImageStat.Stat(img)
+    print(f"\nscreenshot {shot} {img.size}, grey mean {stat.mean[0]:.0f} sd {stat.stddev[0]:.0f}")
+    assert img.size[0] >= 800 and stat.stddev[0] > 10     # not a blank page
+    lo, hi = img.getextrema()
+    assert hi - lo > 100
+
+
+def test_serve_runs_uvicorn_and_guards_the_host(tmp_path):
+    """``serve()`` as the CLI calls it, in a subprocess: it answers on loopback names only."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = ("from lantern.serve import serve; "
+            f"serve(port={port}, jobs_dir={str(tmp_path / 'jobs')!r}, llm='off', max_upload_mb=2)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                    assert json.loads(r.read())["llm"] == "off"
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve() did not start"
+                time.sleep(0.2)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/", headers={"Host": "attacker.example"})
+        assert conn.getresponse().status == 400                     # DNS rebinding is refused
+        conn.close()
+        with urllib.request.urlopen(f"http://localhost:{port}/", timeout=10) as r:
+            assert r.status == 200 and b"at most 2 MB" in r.read()
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0]
+    assert f"lantern serve: http://127.0.0.1:{port}/" in out, out
