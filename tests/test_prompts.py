@@ -82,3 +82,14 @@ def test_completion_budget_fits_a_full_answer():
     full = {"utterances": [{"index": i, **{c: 100 for c in CLASSES}} for i in range(n)]}
     # Qwen2.5 spends about 1.7 characters per token on this JSON (measured); keep that margin.
     assert completion_budget(n, len(CLASSES)) >= len(json.dumps(full)) / 1.7
+
+
+def test_parse_renormalise_reads_any_positive_total_as_weights():
+    t = PromptTemplate(("neu", "ang"))
+    ans = {"utterances": [{"index": 0, "neu": 90, "ang": 60}, {"index": 1, "neu": 10, "ang": 10}]}
+    with pytest.raises(AnswerError, match="sum to 150"):
+        t.parse(ans, 2)
+    probs = t.parse(ans, 2, renormalise=True)
+    np.testing.assert_allclose(probs, [[0.6, 0.4], [0.5, 0.5]])
+    with pytest.raises(AnswerError, match="sum to 0"):
+        t.parse({"utterances": [{"index": 0, "neu": 0, "ang": 0}]}, 1, renormalise=True)

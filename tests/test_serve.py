@@ -496,6 +496,21 @@ def test_real_predict_end_to_end(real_server):
     assert str(real_server.jobs_dir) not in page
 
 
+def test_real_recording_upload(real_server):
+    """A real RAVDESS speech clip, uploaded as a recording: Whisper transcribes it, the report
+    shows the transcript and names the user's file, not the server's."""
+    from conftest import require_data
+
+    clip = require_data("RAVDESS_speech_audio/Actor_01/03-01-05-02-02-01-01.wav")   # "Dogs are sitting..."
+    status, headers, _ = real_server.upload("my clip.wav", clip.read_bytes())
+    assert status == 303, status
+    status, _, body = real_server.get(headers["location"] + "/predictions.json")
+    doc = json.loads(body)
+    assert status == 200 and doc["input"]["kind"] == "recording" and doc["input"]["path"] == "my clip.wav"
+    assert "door" in " ".join(u["text"] for u in doc["utterances"]).lower()
+    assert doc["transcription"]["language"] == "en"
+
+
 # --- a real browser -------------------------------------------------------------------------------
 def _browser_or_skip():
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]

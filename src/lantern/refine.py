@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from lantern.prompts import AnswerError, FieldLine, PromptTemplate
+from lantern.prompts import SUM_TOLERANCE, AnswerError, FieldLine, PromptTemplate
 from lantern.receptive_fields import fields_per_utterance, make_fields, memberships, n_calls
 
 
@@ -28,6 +28,9 @@ class RefineSettings:
     stride: int = 2
     include_vad: bool = True
     max_retries: int = 2
+    # Read percents that do not sum to 100 as relative weights (counted as "renormalised")
+    # instead of re-asking; see PromptTemplate.parse.
+    renormalise: bool = True
     temperature: float = 0.0
     seed: int = 0
 
@@ -83,7 +86,7 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
     total = sum(n_calls(len(rs), settings.window, settings.stride) for _, rs in dialogues)
     stats = StructuredStats()
     records: list[dict] = []
-    fallbacks = 0
+    fallbacks = renormalised = 0
     start = time.perf_counter()
     bar = tqdm(total=total, unit="call", desc="refine", disable=not progress)
     for dialogue_id, drows in dialogues:
@@ -95,10 +98,14 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
             parsed: dict[str, np.ndarray] = {}
 
             def validate(obj, n=n):
+                answer = obj.model_dump()
                 try:
-                    parsed["probs"] = template.parse(obj.model_dump(), n)
+                    parsed["probs"] = template.parse(answer, n, renormalise=settings.renormalise)
                 except AnswerError as exc:
                     raise ValueError(str(exc)) from None
+                parsed["renormalised"] = sum(
+                    abs(sum(v for k, v in item.items() if k != "index") - 100) > SUM_TOLERANCE
+                    for item in answer["utterances"])
                 return None
 
             obj, _ = structured_chat(
@@ -110,6 +117,7 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
             valid = obj is not None and "probs" in parsed
             if valid:
                 probs = parsed["probs"]
+                renormalised += parsed.get("renormalised", 0)
             else:   # counted fallback: the vanilla probabilities stand in for this field
                 fallbacks += 1
                 probs = np.array([[line.probs[c] for c in classes] for line in lines])
@@ -130,7 +138,8 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
     n_utts = len(rows)
     summary = {**asdict(settings), "t": settings.t, "template_hash": template.template_hash,
                "prompt_version": template.version, "utterances": n_utts, "dialogues": len(dialogues),
-               "fields": total, **s, "fallbacks": fallbacks, "wall_seconds": wall,
+               "fields": total, **s, "fallbacks": fallbacks, "renormalised_answers": renormalised,
+               "wall_seconds": wall,
                "prompt_tokens_per_utterance": s.get("prompt_tokens", 0) / max(n_utts, 1),
                "completion_tokens_per_utterance": s.get("completion_tokens", 0) / max(n_utts, 1),
                "seconds_per_utterance": wall / max(n_utts, 1),

@@ -46,7 +46,7 @@ def build_document(rows: list[dict], inp, label_set, vad_scale, model_info: dict
     if llm_summary is not None:
         keys = ("t", "window", "stride", "calls", "requests", "prompt_tokens", "completion_tokens",
                 "seconds", "cache_hits", "validation_failures", "parse_failures", "fallbacks",
-                "template_hash")
+                "renormalised_answers", "template_hash")
         llm = {"backend": llm_summary.get("backend"), "model": llm_summary.get("model_id"),
                **{k: llm_summary.get(k) for k in keys}}
     return {
