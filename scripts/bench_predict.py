@@ -68,7 +68,7 @@ def _llm_totals(docs: list[dict]) -> dict | None:
     if not llms:
         return None
     keys = ("calls", "requests", "prompt_tokens", "completion_tokens", "seconds", "cache_hits",
-            "validation_failures", "parse_failures", "fallbacks")
+            "validation_failures", "parse_failures", "fallbacks", "renormalised_answers")
     out = {k: sum((x.get(k) or 0) for x in llms) for k in keys}
     out.update(backend=llms[0]["backend"], model=llms[0]["model"], t=llms[0]["t"],
                window=llms[0]["window"], stride=llms[0]["stride"])
