@@ -147,6 +147,7 @@ def _refine(rows: list[dict], label_set, settings: PredictSettings, llm):
     """LLM answers for every receptive field; per utterance, the mean over its fields."""
     import numpy as np
 
+    from lantern.fusion.mergers import group_answer_rows
     from lantern.llm.cache import LLMCache
     from lantern.refine import RefineSettings, refine
 
@@ -163,11 +164,8 @@ def _refine(rows: list[dict], label_set, settings: PredictSettings, llm):
     finally:
         if own:
             llm.close()
-    per_utt: dict[tuple[str, str], list[dict]] = {}
-    for rec in records:
-        per_utt.setdefault((rec["dialogue_id"], rec["utterance_id"]), []).append(rec)
     refined = {}
-    for key, recs in per_utt.items():
+    for key, recs in group_answer_rows(records).items():
         probs = np.mean([[r["probs"][c] for c in label_set.classes] for r in recs], axis=0)
         refined[key] = {"probs": dict(zip(label_set.classes, probs.tolist())),
                         "fields": len(recs), "valid_fields": sum(bool(r["valid"]) for r in recs)}
