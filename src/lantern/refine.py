@@ -182,8 +182,11 @@ class _Run:
         else:
             material = {"mode": "percent", "messages": self.percent_template(field.field_id).messages(lines),
                         "retries": self.settings.max_retries, "renormalise": self.settings.renormalise}
+        # The field's place is part of the key: each answer file line is one field of one
+        # dialogue, which fusion looks up by (dialogue, field), even if two prompts are equal.
         return request_key(self.llm.backend, self.llm.model_id, self.llm.cache_identity(),
-                           self.template_hash, material, self.settings.temperature, self.settings.seed)
+                           self.template_hash, material, self.settings.temperature, self.settings.seed,
+                           dialogue_id, field.field_id)
 
     # -- answering one job
     def vanilla_rows(self, job: _Job) -> list[list[float]]:
