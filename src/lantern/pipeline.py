@@ -25,11 +25,17 @@ def _out(cfg: dict) -> Path:
 
 
 def vanilla_config(cfg: dict) -> dict:
+    """The vanilla model's training config (``vanilla.config`` + overrides), or, for
+    ``vanilla.pretrained`` (a shipped model name or a saved model folder), a description of
+    that model in the same shape (dataset, model name, features)."""
     from lantern.config import load_config
 
     spec = cfg.get("vanilla")
+    if spec and spec.get("pretrained"):
+        return _pretrained_vanilla_config(cfg, spec)
     if not spec or "config" not in spec:
-        raise ConfigError("a lantern pipeline config needs vanilla.config (a vanilla training config)")
+        raise ConfigError("a lantern pipeline config needs vanilla.config (a vanilla training config) "
+                          "or vanilla.pretrained (a shipped model name or a saved model folder)")
     path = Path(spec["config"])
     if not path.is_absolute() and not path.exists():
         path = Path(cfg.get("config_dir", ".")) / path
@@ -39,18 +45,60 @@ def vanilla_config(cfg: dict) -> dict:
     return vcfg
 
 
-def stage_vanilla(cfg: dict, limit: int | None = None, progress: bool = True) -> Path:
-    """Train the vanilla model unless its predictions exist; return the predictions folder."""
-    from lantern.training.experiment import run_experiment
+def _pretrained_vanilla_config(cfg: dict, spec: dict) -> dict:
+    from lantern.predict.pretrained import shipped_model_dir, shipped_models
 
+    name = str(spec["pretrained"])
+    directory = shipped_model_dir(name) if name in shipped_models() else Path(name)
+    if not (directory / "config.json").is_file():
+        raise ConfigError(f"vanilla.pretrained: {name} is neither a shipped model "
+                          f"({', '.join(shipped_models())}) nor a saved model folder")
+    saved = json.loads((directory / "config.json").read_text())
+    extra = saved.get("extra_config", saved)
+    dataset = {"name": extra.get("dataset"), "label_set": extra.get("label_set")}
+    for o in spec.get("overrides") or []:        # e.g. dataset.data_root=...
+        key, _, value = str(o).partition("=")
+        if key.startswith("dataset."):
+            dataset[key.split(".", 1)[1]] = value
+    return {"pretrained": str(directory), "dataset": dataset, "model": {"name": directory.name},
+            "features": (extra.get("feature_spec") or {}).get("modalities", {}), "seeds": [0],
+            "output_dir": str(_out(cfg) / "vanilla")}
+
+
+def stage_vanilla(cfg: dict, limit: int | None = None, progress: bool = True) -> Path:
+    """Train the vanilla model (or load the pretrained one) unless its predictions exist;
+    return the predictions folder."""
     vcfg = vanilla_config(cfg)
     out = Path(vcfg["output_dir"])
     if limit is not None:
         out = out.with_name(out.name + f"-limit{limit}")
     preds = out / f"seed{vcfg['seeds'][0]}" / "predictions"
-    if not (preds / "test.jsonl").exists():
+    if (preds / "test.jsonl").exists():
+        return preds
+    if vcfg.get("pretrained"):
+        _export_pretrained(vcfg, preds, limit, progress)
+    else:
+        from lantern.training.experiment import run_experiment
         run_experiment(vcfg, limit=limit, progress=progress, results_dir=None)
     return preds
+
+
+def _export_pretrained(vcfg: dict, preds: Path, limit: int | None, progress: bool) -> None:
+    from lantern.data import load_dataset
+    from lantern.features import attach_features
+    from lantern.predict.pretrained import load_vanilla
+    from lantern.training.predictions import prediction_rows, write_predictions
+
+    model, spec, label_set, vad_scale, _ = load_vanilla(vcfg["pretrained"])
+    options = {k: v for k, v in vcfg["dataset"].items() if k != "name" and v is not None}
+    ds = load_dataset(vcfg["dataset"]["name"], **options).limit(limit)
+    names = list(spec.modalities.values())
+    feature_options = model.extra_config.get("feature_options") or {}
+    attach_features(ds, names, options={k: v for k, v in feature_options.items() if k in names},
+                    progress=progress)
+    for split in ("valid", "test"):
+        write_predictions(preds / f"{split}.jsonl",
+                          prediction_rows(model, ds.dialogues(split), spec, label_set, vad_scale))
 
 
 def make_llm(cfg: dict):
@@ -332,7 +380,6 @@ def _cost_ratio(runs_file: Path) -> dict | None:
 
 
 CONTENT_FREE = "__content_free__"     # dialogue id of the contextual-calibration request
-CALIBRATIONS = ("none", "batch", "contextual")
 
 
 def answer_records(folder: Path, split: str) -> tuple[list[dict], dict, dict]:
@@ -389,44 +436,6 @@ def fusion_inputs(folder: Path, split: str):
     return FusionInputs.from_records(rows, grouped, classes=header["classes"]), header
 
 
-def calibrate(inputs, method: str, prior=None):
-    """Answers divided by a prior over classes and renormalised (the LLM's own tilt removed):
-    ``batch`` uses the mean answer of the split itself (no labels), ``contextual`` the answer
-    to a content-free field (texts "N/A"), ``none`` leaves them."""
-    from dataclasses import replace
-
-    if method == "none":
-        return inputs
-    if method == "batch":
-        prior = inputs.answers.reshape(-1, inputs.answers.shape[-1]).mean(axis=0)
-    elif method == "contextual":
-        if prior is None:
-            raise ConfigError("contextual calibration needs the content-free answer (logprobs runs)")
-    else:
-        raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}; got {method!r}")
-    q = inputs.answers / np.clip(np.asarray(prior, dtype=np.float64), 1e-6, None)
-    q = q / q.sum(axis=-1, keepdims=True)
-    valid = inputs.answer_valid if inputs.answer_valid is not None else np.ones(q.shape[:2], bool)
-    q = np.where(valid[..., None], q, inputs.answers)   # vanilla stand-ins stay as they are
-    return replace(inputs, answers=q)
-
-
-def choose_calibration(valid_inputs, header: dict, options=CALIBRATIONS) -> dict:
-    """The calibration whose mean LLM answer (the ``uniform`` merger) is most accurate on the
-    validation split; ties keep the simpler one (none < batch < contextual)."""
-    from lantern.evaluation.metrics import accuracy
-
-    y = valid_inputs.labels
-    scores = {}
-    for method in options:
-        if method == "contextual" and header.get("content_free") is None:
-            continue
-        x = calibrate(valid_inputs, method, header.get("content_free"))
-        scores[method] = accuracy(y, x.answers.mean(axis=1).argmax(1))
-    best = max(scores, key=lambda m: (round(scores[m], 9), -CALIBRATIONS.index(m)))
-    return {"chosen": best, "valid_accuracy_of_uniform": scores}
-
-
 FIXED_MERGERS = ("vanilla-only", "llm-only", "uniform")
 MERGER_SEEDS = (0, 1, 2)
 COST_KEYS = ("fields", "requests", "prompt_tokens", "reused_prompt_tokens", "decode_steps",
@@ -444,6 +453,7 @@ def stage_fuse(cfg: dict, predictions: Path | None = None, limit: int | None = N
     from lantern.evaluation.metrics import classification_report, paired_bootstrap
     from lantern.evaluation.results import git_commit, peak_memory_mb, write_result
     from lantern.fusion import make_merger
+    from lantern.fusion.calibration import CALIBRATIONS, calibrate, choose_calibration, prior_for
     from lantern.models.base import library_versions
 
     settings = refine_settings(cfg)
@@ -453,8 +463,9 @@ def stage_fuse(cfg: dict, predictions: Path | None = None, limit: int | None = N
     fusion_cfg = cfg.get("fusion") or {}
     calibration = (choose_calibration(fit_raw, header, fusion_cfg.get("calibrations", CALIBRATIONS))
                    if header.get("mode") == "logprobs" else {"chosen": "none", "valid_accuracy_of_uniform": {}})
-    fit_inputs = calibrate(fit_raw, calibration["chosen"], header.get("content_free"))
-    test_inputs = calibrate(test_raw, calibration["chosen"], test_header.get("content_free"))
+    method = calibration["chosen"]
+    fit_inputs = calibrate(fit_raw, method, prior_for(method, header))
+    test_inputs = calibrate(test_raw, method, prior_for(method, test_header))
     classes = list(header["classes"])
     y = np.asarray(test_inputs.labels)
     vanilla_pred = test_inputs.vanilla.argmax(1)

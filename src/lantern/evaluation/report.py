@@ -178,8 +178,9 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     """
     groups: dict[tuple[str, str, str], list[dict]] = {}
     predict_rows = [r for r in results if r.get("method") == "predict"]
+    lantern_rows = [r for r in results if r.get("method") == "lantern"]
     for r in results:
-        if r.get("method") == "predict":
+        if r.get("method") in ("predict", "lantern"):
             continue
         key = (_key(r.get("dataset")), _key(r.get("label_set")), _key(r.get("split")))
         groups.setdefault(key, []).append(r)
@@ -218,8 +219,60 @@ def render_benchmarks(results: Sequence[dict]) -> str:
                 cells += [_llm(r.get("llm"), field) for field, _ in LLM_FIELDS]
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines) + "\n")
+    if lantern_rows:
+        parts.append(_render_lantern(lantern_rows))
     if predict_rows:
         parts.append(_render_predict(predict_rows))
+    return "".join(parts)
+
+
+LANTERN_VARIANT_ORDER = ("vanilla-only", "llm-only", "uniform", "position", "attention")
+
+
+def _variant_key(variant: str) -> tuple:
+    base = variant.split("-no-")[0].split("-t")[0]
+    rank = LANTERN_VARIANT_ORDER.index(base) if base in LANTERN_VARIANT_ORDER else len(LANTERN_VARIANT_ORDER)
+    return (rank, variant)
+
+
+def _render_lantern(rows: Sequence[dict]) -> str:
+    """Lantern results side by side per data set: every merger (and ablation) of every
+    vanilla model, its gain over that vanilla model with the paired-bootstrap interval, the
+    calibration chosen on validation and the LLM cost per utterance."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((_key(r.get("dataset")), _key(r.get("label_set")), _key(r.get("split"))), []).append(r)
+    header = ["vanilla model", "variant", "accuracy", "weighted F1", "Δ accuracy [95% CI]",
+              "Δ weighted F1 [95% CI]", "seeds", "calibration", "t", "answer", "prompt tok/utt",
+              "decode steps/utt", "label mass", "LLM s ÷ token cost", "fallbacks", "commit"]
+    parts = ["\n## Lantern (LLM refinement) · gains over each vanilla model\n\n"
+             "Mergers are fitted on the validation split's LLM answers only; Δ is the paired "
+             "bootstrap (1,000 resamples of test utterances) of the merger's mean over its seeds "
+             "against the vanilla model. Costs are per test utterance; \"LLM s ÷ token cost\" is "
+             "LLM seconds over what the same tokens cost at the prompt speed measured at the start "
+             "of each chunk of the run (see `benchmarks/NOTES.md` for what else ran).\n"]
+    for (dataset, label_set, split) in sorted(groups):
+        lines = [f"\n### {_cell(dataset)} · {_cell(label_set)} · {_cell(split)}\n",
+                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in sorted(groups[(dataset, label_set, split)],
+                        key=lambda r: (_key(r.get("model")), _variant_key(_key(r.get("variant"))))):
+            metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
+            gain = r.get("gain_vs_vanilla") if isinstance(r.get("gain_vs_vanilla"), dict) else {}
+            llm = r.get("llm") if isinstance(r.get("llm"), dict) else {}
+            cal = r.get("calibration") if isinstance(r.get("calibration"), dict) else {}
+            ratio = (llm.get("cost_vs_speed_check") or {}).get("ratio") if isinstance(
+                llm.get("cost_vs_speed_check"), dict) else None
+            cells = [_cell(r.get("model", MISSING)), _cell(r.get("variant", MISSING)),
+                     _mean_std(metrics.get("accuracy")), _mean_std(metrics.get("weighted_f1")),
+                     _gain(gain.get("accuracy")), _gain(gain.get("weighted_f1")),
+                     _n_seeds(r.get("seeds")), _cell(cal.get("chosen", MISSING)),
+                     _integer(llm.get("t")), _cell(llm.get("answer", MISSING)),
+                     _fixed(llm.get("prompt_tokens_per_utterance"), 1),
+                     _fixed(llm.get("decode_steps_per_utterance"), 2),
+                     _fixed(llm.get("mean_label_mass"), 3), _fixed(ratio, 2),
+                     _integer(llm.get("fallbacks")), _cell(_commit(r.get("git_commit")))]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
     return "".join(parts)
 
 
