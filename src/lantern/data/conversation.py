@@ -238,7 +238,7 @@ def _build(path: Path, records: Iterator[tuple[int, dict[str, Any]]],
             raise DataError(f"text of {len(text):,} characters; at most {bounds.max_text_chars:,} "
                             f"per utterance (split long turns: the text model reads only the "
                             f"first 256 word pieces, about 1,000 characters)", field="text", **where)
-        media, given = {}, {}
+        media, written = {}, {}   # resolved paths, and the paths as the file wrote them
         for kind in MEDIA:
             value = _string(rec, kind, **where)
             if value is not None and value.strip():
@@ -247,8 +247,8 @@ def _build(path: Path, records: Iterator[tuple[int, dict[str, Any]]],
                     raise DataError(f"{kind} paths are not accepted here: this file may only "
                                     f"carry text (a path would name a file on this machine, "
                                     f"not one you sent)", field=kind, **where)
-                given[kind] = value.strip()
-                media[kind] = str((folder / given[kind]).resolve())
+                written[kind] = value.strip()
+                media[kind] = str((folder / written[kind]).resolve())
         if not text.strip() and not media:
             raise DataError("empty text (allowed only with an audio, video or image path)",
                             field="text", **where)
@@ -282,7 +282,7 @@ def _build(path: Path, records: Iterator[tuple[int, dict[str, Any]]],
         dialogue.utterances.append(Utterance(
             id=uid, speaker=speaker, text=text, label=_label(rec, labels, **where),
             vad=tuple(vad) if given else None, media=media, start=start, end=end,  # type: ignore[arg-type]
-            meta={"line": line, **({"media_given": given} if given else {}),
+            meta={"line": line, **({"media_given": written} if written else {}),
                   **({"extra": extra} if extra else {})}))
     if not dialogues:
         raise DataError("no utterances in the file", path=path, line=1)
