@@ -187,8 +187,18 @@ def cmd_refine(args) -> int:
     for split, s in summaries.items():
         print(f"{split}: {s['fields']} fields, {s['calls']} calls, {s['cache_hits']} cache hits, "
               f"{s['prompt_tokens']} prompt + {s['completion_tokens']} completion tokens, "
-              f"{s['fallbacks']} fallbacks, {s['wall_seconds']:.1f} s")
+              f"{s['fallbacks']} fallbacks ({s['parse_failures']} unparseable and "
+              f"{s['validation_failures']} invalid answers), {s['wall_seconds']:.1f} s")
+        _warn_fallbacks(s)
     return 0
+
+
+def _warn_fallbacks(summary: dict) -> None:
+    """On stderr, when fields fell back to the vanilla probabilities: the run 'worked', but
+    (part of) its refinement is not the LLM's."""
+    if summary.get("fallbacks"):
+        print(f"lantern: warning: {summary['fallbacks']} of {summary['calls']} LLM fields got no "
+              f"valid answer and fell back to the vanilla probabilities", file=sys.stderr)
 
 
 def _print_fusion(results) -> None:
@@ -224,7 +234,8 @@ def cmd_predict(args) -> int:
         model=args.model, llm=args.llm, llm_model=args.llm_model, base_url=args.base_url,
         window=args.window, stride=args.stride, include_vad=not args.no_vad,
         max_duration_s=args.max_duration, language=args.language, task=args.task,
-        speaker=args.speaker, report=not args.no_report, progress=not args.no_progress)
+        speaker=args.speaker, report=not args.no_report, progress=not args.no_progress,
+        max_text_chars=args.max_text_chars, max_utterances=args.max_utterances)
     out = args.out or str(Path("runs") / "predict" / Path(args.input).stem)
     result = predict(args.input, out, settings)
     doc = result.document
@@ -239,6 +250,13 @@ def cmd_predict(args) -> int:
         if "refined_accuracy" in s:
             line += f" (refined: {100 * s['refined_accuracy']:.1f}, {100 * s['refined_weighted_f1']:.1f})"
         print(line)
+    if doc["llm"]:   # every run says how the refinement went, failures included
+        s = doc["llm"]
+        print(f"LLM {s['backend']}: {s['calls']} fields, {s['requests']} requests "
+              f"({s['cache_hits']} from the cache), {s['parse_failures']} unparseable and "
+              f"{s['validation_failures']} invalid answers, {s['fallbacks']} fields fell back "
+              f"to the vanilla probabilities")
+        _warn_fallbacks(s)
     t = doc["timings"]
     print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in ("transcription", "features", "vanilla", "llm", "report", "total")))
     print(f"wrote {result.json_path}, {result.csv_path}" + (f", {result.report_path}" if result.report_path else ""))
@@ -353,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["auto", "transcribe", "translate"], default="auto",
                    help="auto: translate non-English speech to English (the text model reads English)")
     p.add_argument("--speaker", default="S1", help="speaker name for recordings and clip folders (no diarisation)")
+    from lantern.predict.inputs import DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_UTTERANCES
+    p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS,
+                   help=f"refuse conversation files with a longer utterance text (default {DEFAULT_MAX_TEXT_CHARS})")
+    p.add_argument("--max-utterances", type=int, default=DEFAULT_MAX_UTTERANCES,
+                   help=f"refuse conversation files with more utterances (default {DEFAULT_MAX_UTTERANCES})")
     p.add_argument("--no-report", action="store_true", help="write JSON and CSV only")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
