@@ -25,7 +25,7 @@ command line): Whisper-base int8 runs about 3-5x faster than real time on two CP
 (slower on many short turns: one encoder pass per speech clip). Conversation files are
 bounded the same way, before any feature is computed: at most ``max_utterances``
 utterances of at most ``max_text_chars`` characters each, in a file of at most
-``max_input_bytes`` (``benchmarks/results/predict-bounds.json`` measures the largest such input).
+``max_input_bytes`` (``benchmarks/predict-bounds.json`` measures the largest such input).
 
 Media paths inside a conversation file are resolved against the file's folder (symbolic
 links followed); errors name both what the file says and where it led. With
@@ -53,7 +53,7 @@ KINDS = ("conversation", "folder", "recording")
 DEFAULT_SPEAKER = "S1"
 DEFAULT_MAX_DURATION_S = 1800.0
 DEFAULT_MAX_TEXT_CHARS = 2_000
-DEFAULT_MAX_UTTERANCES = 5_000
+DEFAULT_MAX_UTTERANCES = 1_000
 DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024
 
 
