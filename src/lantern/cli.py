@@ -206,6 +206,12 @@ def _print_fusion(results) -> None:
         g = r["gain_vs_vanilla"]["weighted_f1"]
         print(f"{r['variant']:<18} accuracy {r['metrics']['accuracy']['mean']:6.2f}  weighted F1 "
               f"{r['metrics']['weighted_f1']['mean']:6.2f}  gain {g['delta']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}]")
+    llm = next((r.get("llm") for r in results if r.get("llm")), None)
+    if llm:   # the same answers under every variant: say once how they went
+        print(f"LLM answers (test split): {llm['calls']} fields, {llm['requests']} requests "
+              f"({llm['cache_hits']} from the cache), {llm['parse_failures']} failed answers, "
+              f"{llm['fallbacks']} fields fell back to the vanilla probabilities")
+        _warn_fallbacks(llm)
 
 
 def cmd_fuse(args) -> int:
