@@ -106,7 +106,10 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     """Predict the emotion of every utterance of ``input_path``; write JSON, CSV and report.
 
     ``llm``: an already open LLM to use instead of the one the settings name (the web app
-    keeps one open across requests); it is not closed here.
+    keeps one open across requests); it is not closed here. Either way it is checked before
+    any other work (:func:`check_llm`). A failed run removes the WAVs it extracted; the
+    outputs of an earlier run in ``out_dir`` stay as they were, unless it fails while writing
+    its own, which leaves no ``manifest.json`` (see :mod:`lantern.predict.outputs`).
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -116,10 +119,8 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     True
     """
     from lantern.predict.inputs import load_input
-    from lantern.predict.outputs import build_document, write_outputs
+    from lantern.predict.outputs import build_document, render_outputs, write_outputs
     from lantern.predict.pretrained import load_vanilla
-
-    from lantern.predict.outputs import render_outputs
 
     settings = settings or PredictSettings()
     out_dir = Path(out_dir)
