@@ -183,14 +183,29 @@ def cmd_refine(args) -> int:
     cfg = _pipeline_config(args)
     summaries = stage_refine(cfg, stage_vanilla(cfg, args.limit, not args.no_progress),
                              splits=args.split or ("valid", "test"), limit=args.limit,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, max_fields=args.max_fields)
     for split, s in summaries.items():
-        print(f"{split}: {s['fields']} fields, {s['calls']} calls, {s['cache_hits']} cache hits, "
-              f"{s['prompt_tokens']} prompt + {s['completion_tokens']} completion tokens, "
-              f"{s['fallbacks']} fallbacks ({s['parse_failures']} unparseable and "
-              f"{s['validation_failures']} invalid answers), {s['wall_seconds']:.1f} s")
-        _warn_fallbacks(s)
+        _print_refine_summary(split, s)
+        if s.get("complete"):
+            _warn_fallbacks(s)
     return 0
+
+
+def _print_refine_summary(split: str, s: dict) -> None:
+    if not s.get("complete"):
+        print(f"{split}: stopped after {s['fields_answered']} new answers ({s['fields_total']} stored, "
+              f"{s['fields_missing_before'] - s['fields_answered']} to go); run again to continue")
+        return
+    line = (f"{split}: {s['fields']} fields ({s['answer']}), {s['new_requests']} asked now, "
+            f"{s['answer_file_hits']} from the answer file, {s['cache_hits']} from the cache; "
+            f"{s['prompt_tokens_per_utterance']:.0f} prompt tokens and "
+            f"{s['decode_steps_per_utterance']:.1f} decode steps per utterance; "
+            f"{s['fallbacks']} fallbacks, {s['low_mass_slots']} low-mass slots, "
+            f"{s['parse_failures'] + s['validation_failures']} parse/validation failures")
+    ratio = (s.get("cost_vs_speed_check") or {}).get("ratio")
+    if ratio is not None:
+        line += f"; LLM time {ratio:.2f}x the token cost at the measured prompt speed"
+    print(line)
 
 
 def _warn_fallbacks(summary: dict) -> None:
@@ -208,18 +223,21 @@ def _print_fusion(results) -> None:
               f"{r['metrics']['weighted_f1']['mean']:6.2f}  gain {g['delta']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}]")
     llm = next((r.get("llm") for r in results if r.get("llm")), None)
     if llm:   # the same answers under every variant: say once how they went
-        print(f"LLM answers (test split): {llm['calls']} fields, {llm['requests']} requests "
-              f"({llm['cache_hits']} from the cache), {llm['parse_failures']} failed answers, "
-              f"{llm['fallbacks']} fields fell back to the vanilla probabilities")
-        _warn_fallbacks(llm)
+        failed = (llm.get("parse_failures") or 0) + (llm.get("validation_failures") or 0)
+        print(f"LLM answers (test split, {llm.get('answer')}): {llm.get('fields')} fields, "
+              f"{llm.get('requests')} requests, {failed} failed answers, "
+              f"{llm.get('low_mass_slots') or 0} low-mass slots, "
+              f"{llm.get('fallbacks') or 0} fields fell back to the vanilla probabilities")
+        _warn_fallbacks({**llm, "calls": llm.get("fields")})
 
 
 def cmd_fuse(args) -> int:
     from lantern.pipeline import stage_fuse, stage_vanilla
 
     cfg = _pipeline_config(args)
-    results = stage_fuse(cfg, stage_vanilla(cfg, args.limit, not args.no_progress), limit=args.limit,
-                         results_dir=_results_dir(args))
+    # Fusion reads the answer folder (vanilla predictions pinned there, answers): no LLM and
+    # no vanilla model needed.
+    results = stage_fuse(cfg, limit=args.limit, results_dir=_results_dir(args))
     _print_fusion(results)
     return 0
 
@@ -228,7 +246,9 @@ def cmd_run(args) -> int:
     from lantern.pipeline import run_pipeline
 
     results = run_pipeline(_pipeline_config(args), limit=args.limit, progress=not args.no_progress,
-                           results_dir=_results_dir(args))
+                           results_dir=_results_dir(args), max_fields=args.max_fields)
+    if not results:
+        print("answers are not complete yet (--max-fields); run again to continue, then fuse")
     _print_fusion(results)
     return 0
 
@@ -358,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true")
         if name == "refine":
             p.add_argument("--split", action="append")
+        if name in ("refine", "run"):
+            p.add_argument("--max-fields", type=int,
+                           help="stop after this many new LLM answers (a long run in chunks; the next run continues)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("predict", help="emotions of every utterance of a conversation file, a folder of clips or a recording")

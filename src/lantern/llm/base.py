@@ -60,6 +60,8 @@ class ChatRequest:
     logprobs: bool = False
     #: ... and of this many alternatives per position (implies ``logprobs``)
     top_logprobs: int | None = None
+    #: a GBNF grammar the answer must follow, for backends that take one (llama.cpp)
+    grammar: str | None = None
 
     def __post_init__(self):
         # Normalise so that equal requests have equal cache keys (0 vs 0.0, tuples vs lists).
@@ -74,8 +76,11 @@ class ChatRequest:
 
     def sampling(self) -> dict[str, Any]:
         """The sampling parameters (part of the cache key)."""
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
-                "seed": self.seed, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs}
+        out = {"temperature": self.temperature, "max_tokens": self.max_tokens,
+               "seed": self.seed, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs}
+        if self.grammar is not None:   # only when set: older cache keys stay valid
+            out["grammar"] = self.grammar
+        return out
 
     def with_messages(self, messages: Sequence[dict[str, str]]) -> "ChatRequest":
         return replace(self, messages=list(messages))

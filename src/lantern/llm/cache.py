@@ -123,6 +123,27 @@ class LLMCache:
         with self._lock, self._db:
             self._db.execute("DELETE FROM answers WHERE key = ?", (key,))
 
+    def get_json(self, key: str) -> dict | None:
+        """A stored non-chat record (e.g. a log-probability slot answer), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            record = json.loads(row[0])
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
+
+    def put_json(self, key: str, model_id: str, record: dict) -> None:
+        """Store a non-chat record under ``key`` (its keys never collide with chat keys:
+        they hash other material)."""
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (key, model_id, canonical_json(record),
+                              int(record.get("prompt_tokens", 0)), int(record.get("completion_tokens", 0)),
+                              float(record.get("seconds", 0.0)), time.time()))
+
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM answers WHERE key = ?", (key,)).fetchone() is not None

@@ -22,6 +22,7 @@ from typing import Any
 
 from lantern.llm.base import (ChatRequest, ChatResponse, LLM, LLMError, LLMNotInstalled,
                               message_text, normalise_logprobs)
+from lantern.llm.slots import SlotRequest, SlotResponse, label_distribution, slot_prefix
 
 INSTALL_HINT = ('install it with: CMAKE_ARGS="-DGGML_NATIVE=OFF" python -m pip install '
                 '"llama-cpp-python[server]==0.3.36"  (builds from source, ~8 min on 2 cores; '
@@ -150,6 +151,114 @@ class EmbeddedLLM(LLM):
                             completion_tokens=int(usage.get("completion_tokens", 0)),
                             seconds=seconds, finish_reason=choice.get("finish_reason"),
                             model_id=self.model_id, top_logprobs=normalise_logprobs(choice))
+
+    # -- log-probability slots ---------------------------------------------------------------
+    def render_pieces(self, messages) -> list[tuple[str, bool]]:
+        """The chat template applied to ``messages`` as (text, is_template) pieces, ending
+        with the assistant's turn opened. Template pieces are tokenised with special tokens
+        parsed; message contents never are, so a transcript that contains ``<|im_start|>``
+        stays text."""
+        llama_cpp = import_llama_cpp()
+        from llama_cpp import llama_chat_format as fmt
+
+        sentinels = [f"\x00{k}\x00" for k in range(len(messages))]
+        marked = [{"role": m["role"], "content": s} for m, s in zip(messages, sentinels)]
+        if self.chat_format is not None:
+            formatter = getattr(fmt, f"format_{self.chat_format.replace('-', '_')}", None)
+            if formatter is None:
+                raise LLMError(f"no chat formatter for chat_format {self.chat_format!r}")
+            rendered = formatter(marked).prompt
+        else:
+            meta = self._llama.metadata
+            template = meta.get("tokenizer.chat_template")
+            if not template:
+                raise LLMError(f"{self.model_path.name} carries no chat template; pass chat_format")
+            vocab = self._llama._model
+            eos = vocab.token_get_text(vocab.token_eos()) if vocab.token_eos() >= 0 else ""
+            bos = vocab.token_get_text(vocab.token_bos()) if vocab.token_bos() >= 0 else ""
+            rendered = fmt.Jinja2ChatFormatter(template=template, eos_token=eos,
+                                               bos_token=bos)(messages=marked).prompt
+        del llama_cpp
+        pieces: list[tuple[str, bool]] = []
+        rest = rendered
+        for m, sentinel in zip(messages, sentinels):
+            before, found, rest = rest.partition(sentinel)
+            if not found:
+                raise LLMError(f"the chat template dropped a {m['role']} message")
+            pieces += [(before, True), (m["content"], False)]
+        pieces.append((rest, True))
+        return [(text, special) for text, special in pieces if text]
+
+    def _tokens(self, text: str, special: bool, add_bos: bool = False) -> list[int]:
+        return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def prompt_tokens(self, messages) -> list[int]:
+        """Token ids of ``messages`` under the chat template plus the first slot's ``1:``.
+        As in llama-cpp-python's chat handlers, llama.cpp adds BOS (where the model wants
+        one) unless the GGUF's own template writes it."""
+        self.load()
+        ids: list[int] = []
+        for text, special in self.render_pieces(messages):
+            ids += self._tokens(text, special, add_bos=not ids and self.chat_format is not None)
+        return ids + self._tokens(slot_prefix(0), False)
+
+    def _last_logprobs(self):
+        import numpy as np
+
+        llama = self._llama
+        n_vocab = llama.n_vocab()
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(n_vocab,)).astype(np.float64)
+        top = logits.max()
+        return logits - top - np.log(np.exp(logits - top).sum())
+
+    def read_slots(self, request: SlotRequest, reuse_prefix: bool = True) -> SlotResponse:
+        """Per-slot label distributions in one forward pass over the request's new tokens
+        (see :mod:`lantern.llm.slots`). With ``reuse_prefix`` the tokens this context holds
+        already (the shared instruction prefix of the previous request) are kept in the KV
+        cache; without it everything is evaluated cold (the two agree within float noise)."""
+        with self._lock:
+            llama = self.load()
+            t0 = time.perf_counter()
+            tokens = self.prompt_tokens(request.messages)
+            if len(tokens) + 8 * request.n_slots > llama.n_ctx():
+                raise LLMError(f"the slot prompt needs {len(tokens)} tokens plus the answer; "
+                               f"n_ctx is {llama.n_ctx()}")
+            keep = 0
+            if reuse_prefix:
+                held = llama.input_ids[:llama.n_tokens].tolist()
+                while keep < min(len(held), len(tokens) - 1) and held[keep] == tokens[keep]:
+                    keep += 1
+            llama.n_tokens = keep            # eval() drops the KV cache from here on
+            llama.eval(tokens[keep:])
+            id_sets = self._id_sets(request.words)
+            probs, mass, filled = [], [], []
+            steps = fill_tokens = 0
+            for i in range(request.n_slots):
+                logprobs = self._last_logprobs()
+                dist, m = label_distribution(lambda t: float(logprobs[t]), id_sets)
+                probs.append(dist)
+                mass.append(m)
+                best = max(range(len(dist)), key=dist.__getitem__)
+                filled.append(best)
+                if i + 1 < request.n_slots:
+                    # Fill the slot with the model's own top label, as greedy decoding would.
+                    fill = self._tokens(" " + request.words[best] + slot_prefix(i + 1), False)
+                    llama.eval(fill)
+                    steps += 1
+                    fill_tokens += len(fill)
+            seconds = time.perf_counter() - t0
+        return SlotResponse(probs=probs, mass=mass, filled=filled,
+                            prompt_tokens=len(tokens) - keep, reused_tokens=keep,
+                            decode_steps=steps, fill_tokens=fill_tokens, seconds=seconds,
+                            model_id=self.model_id)
+
+    def _id_sets(self, words: tuple[str, ...]) -> list[set[int]]:
+        from lantern.llm.slots import Verbaliser
+
+        cache = self.__dict__.setdefault("_id_set_cache", {})
+        if words not in cache:
+            cache[words] = Verbaliser(words).first_token_ids(lambda s: self._tokens(s, False))
+        return cache[words]
 
     def close(self) -> None:
         with self._lock:

@@ -56,6 +56,7 @@ from lantern.llm.base import ChatRequest, ChatResponse, LLM, LLMError, message_t
 log = logging.getLogger(__name__)
 
 SCHEMA_MODES = ("json_schema", "json_object", "none")
+GRAMMAR_MODES = ("none", "gbnf")
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
@@ -169,6 +170,7 @@ class OpenAICompatibleLLM(LLM):
                  api_key_env: str | None = "OPENAI_API_KEY", max_concurrency: int = 4,
                  timeout: float = 120.0, max_attempts: int = 5, backoff_base: float = 1.0,
                  backoff_max: float = 30.0, schema_mode: str = "json_schema",
+                 grammar_mode: str = "none",
                  extra_body: Mapping[str, Any] | None = None, transport: Transport | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
         if schema_mode not in SCHEMA_MODES:
@@ -187,6 +189,11 @@ class OpenAICompatibleLLM(LLM):
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
         self.schema_mode = schema_mode
+        if grammar_mode not in GRAMMAR_MODES:
+            raise ConfigError(f"grammar_mode {grammar_mode!r}: expected one of {', '.join(GRAMMAR_MODES)}")
+        # "gbnf": send a request's grammar as the llama.cpp servers' "grammar" field (OpenAI
+        # itself rejects unknown fields, so it is off by default)
+        self.grammar_mode = grammar_mode
         self.extra_body = dict(extra_body or {})
         self._transport = transport or urllib_transport
         self._sleep = sleep
@@ -212,7 +219,8 @@ class OpenAICompatibleLLM(LLM):
         return f"{self.shown_url}|{self.model}"
 
     def cache_identity(self) -> dict[str, Any]:
-        return {"schema_mode": self.schema_mode, "extra_body": self.extra_body}
+        return {"schema_mode": self.schema_mode, "extra_body": self.extra_body,
+                **({"grammar_mode": self.grammar_mode} if self.grammar_mode != "none" else {})}
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "unset"
@@ -337,6 +345,8 @@ class OpenAICompatibleLLM(LLM):
             body["logprobs"] = True
             if request.top_logprobs is not None:
                 body["top_logprobs"] = request.top_logprobs
+        if request.grammar is not None and self.grammar_mode == "gbnf":
+            body["grammar"] = request.grammar
         body.update(self.extra_body)
         return body
 

@@ -63,9 +63,10 @@ def build_document(rows: list[dict], inp, label_set, vad_scale, model_info: dict
         utterances.append(item)
     llm = None
     if llm_summary is not None:
-        keys = ("t", "window", "stride", "calls", "requests", "prompt_tokens", "completion_tokens",
-                "seconds", "cache_hits", "validation_failures", "parse_failures", "fallbacks",
-                "renormalised_answers", "template_hash")
+        keys = ("answer", "answer_note", "t", "window", "stride", "calls", "requests", "prompt_tokens",
+                "reused_prompt_tokens", "decode_steps", "completion_tokens", "seconds", "cache_hits",
+                "validation_failures", "parse_failures", "fallbacks", "low_mass_slots",
+                "mean_label_mass", "renormalised_answers", "template_hash", "merger")
         llm = {"backend": llm_summary.get("backend"), "model": llm_summary.get("model_id"),
                **{k: llm_summary.get(k) for k in keys}}
     return {
