@@ -432,6 +432,88 @@ def test_conversation_broken_inputs(tmp_path, name, content, line, field, messag
     assert (info.value.path, info.value.line, info.value.field) == (str(path), line, field)
 
 
+def test_conversation_deeply_nested_json_is_a_data_error_naming_the_line(tmp_path):
+    """Issue 9.2: an array nested 100,000 deep on one line was a RecursionError traceback."""
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"speaker": "A", "text": "Hi"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DataError, match="nested too deeply") as info:
+        load_conversation(path)
+    assert (info.value.path, info.value.line) == (str(path), 2)
+    # Deep, but within the parser's limit, in an extra key: refused too (nothing needs it).
+    nested = {"speaker": "A", "text": "Hi", "extra": json.loads("[" * 40 + "]" * 40)}
+    path.write_text(json.dumps(nested) + "\n")
+    with pytest.raises(DataError, match="nested too deeply") as info:
+        load_conversation(path)
+    assert info.value.line == 1
+
+
+def test_conversation_lines_end_at_newline_only(tmp_path):
+    """Issue 9.8: U+2028, U+2029 and U+0085 are legal raw inside JSON strings (json.dumps with
+    ensure_ascii=False and JavaScript write them); str.splitlines() cut the line there."""
+    texts = ["one\u2028two", "three\u0085four\u2029five", "six"]
+    path = tmp_path / "seps.jsonl"
+    path.write_text("".join(json.dumps({"speaker": "A", "text": t}, ensure_ascii=False) + "\r\n"
+                            for t in texts), encoding="utf-8", newline="")
+    ds = load_conversation(path)
+    utterances = ds.utterances("test")
+    assert [u.text for u in utterances] == texts and [u.meta["line"] for u in utterances] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("record, field", [
+    ({"speaker": 7, "text": "Hi"}, "speaker"),
+    ({"speaker": "A", "text": 42}, "text"),
+    ({"speaker": "A", "text": "Hi", "label": 3}, "label"),
+    ({"speaker": "A", "text": "", "audio": 1}, "audio"),
+])
+def test_conversation_numbers_are_not_names_or_text(tmp_path, record, field):
+    """Issue 9.13: the format says strings; a number in speaker/text is refused, naming the field."""
+    path = tmp_path / "numbers.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(DataError, match="expected a string, found int") as info:
+        load_conversation(path)
+    assert (info.value.line, info.value.field) == (1, field)
+
+
+def test_conversation_integer_ids_are_read_as_digits(tmp_path):
+    path = tmp_path / "ids.jsonl"
+    path.write_text(json.dumps({"dialogue_id": 12, "utterance_id": 3, "speaker": "A", "text": "Hi"}) + "\n")
+    (d,) = load_conversation(path).dialogues("test")
+    assert d.id == "12" and d.utterances[0].id == "3"
+
+
+def test_conversation_bounds_on_text_and_utterances(tmp_path):
+    """Issue 9.5: one long utterance (or a huge file) is refused with a clear error, not read
+    into the text model."""
+    path = tmp_path / "long.csv"
+    path.write_text("speaker,text\nA,short\nB," + "x" * 2001 + "\n")
+    assert len(load_conversation(path).utterances("test")) == 2        # no bound by default
+    with pytest.raises(DataError, match="text of 2,001 characters; at most 2,000") as info:
+        load_conversation(path, max_text_chars=2000)
+    assert (info.value.line, info.value.field) == (3, "text")
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps({"speaker": "A", "text": f"t{i}"}) + "\n" for i in range(4)))
+    assert len(load_conversation(path, max_utterances=4).utterances("test")) == 4
+    with pytest.raises(DataError, match="more than 3 utterances") as info:
+        load_conversation(path, max_utterances=3)
+    assert info.value.line == 4
+
+
+def test_conversation_media_paths_refused_before_the_file_system(tmp_path, monkeypatch):
+    """Issue 9.1: with media_paths=False (the web app) a media path is refused before it is
+    resolved, checked or opened."""
+    path = tmp_path / "talk.jsonl"
+    path.write_text(json.dumps({"speaker": "A", "text": "Hi"}) + "\n"
+                    + json.dumps({"speaker": "B", "text": "", "video": "../../etc/passwd"}) + "\n")
+
+    def no_file_system(*args, **kwargs):
+        raise AssertionError("a media path reached the file system")
+
+    monkeypatch.setattr(Path, "resolve", no_file_system)
+    with pytest.raises(DataError, match="video paths are not accepted") as info:
+        load_conversation(path, media_paths=False)
+    assert (info.value.line, info.value.field) == (2, "video")
+
+
 def test_conversation_missing_file_suffix_and_label_set(tmp_path):
     with pytest.raises(DataError, match="not found") as info:
         load_conversation(tmp_path / "nope.jsonl")

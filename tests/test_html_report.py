@@ -212,6 +212,16 @@ def test_escapes_transcript_and_creates_no_script_element():
     assert transcript_rows(page) == 3
 
 
+def test_control_characters_never_reach_the_page_raw():
+    """Issue 9.13: a NUL in an uploaded file's name reached report.html raw."""
+    doc = make_doc(2)
+    doc["input"]["path"] = "talk\x00\x1b[31m.jsonl"
+    doc["utterances"][0]["text"] = "a\x00b\x7fc\td"
+    page = render_report(doc)
+    assert not re.search(r"[\x00-\x08\x0b\x0e-\x1f\x7f]", page)
+    assert "talk\ufffd\ufffd[31m.jsonl" in page and "a\ufffdb\ufffdc\td" in page
+
+
 def test_sections_with_llm_and_scores():
     page = render_report(make_doc(20, llm=True, gold=True, seed=3))
     found = ids(page)

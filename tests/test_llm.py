@@ -193,6 +193,112 @@ def test_api_key_never_in_errors_repr_or_logs(monkeypatch, caplog):
     assert SECRET not in text and "set" in repr(llm)
 
 
+def test_secret_in_base_url_is_redacted_in_retry_messages_ids_and_repr(caplog):
+    """Issue 9.4: a key written into base_url was printed in every retry warning."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]      # closed again: connection refused
+    llm = OpenAICompatibleLLM("m", base_url=f"http://127.0.0.1:{port}/v1?api_key={SECRET}&v=1",
+                              api_key_env=None, max_attempts=2, timeout=2, sleep=lambda s: None)
+    with caplog.at_level(logging.DEBUG), pytest.raises(LLMError) as exc:
+        llm.chat(ChatRequest(USER))
+    assert "retry 1/1" in caplog.text and "api_key=***" in caplog.text
+    text = str(exc.value) + caplog.text + repr(llm) + llm.model_id
+    assert SECRET not in text
+    user_info = OpenAICompatibleLLM("m", base_url=f"http://me:{SECRET}@127.0.0.1:{port}/v1",
+                                    api_key_env=None)
+    assert SECRET not in repr(user_info) + user_info.model_id
+
+
+def _http_server(handler_fn):
+    """A real HTTP server on 127.0.0.1 (its own origin: its port) answering with
+    ``handler_fn(handler) -> (status, headers, body)``; returns (server, seen requests)."""
+    seen: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            seen.append({"method": self.command, "path": self.path,
+                         "auth": self.headers.get("Authorization"), "body": self.rfile.read(n)})
+            status, headers, body = handler_fn(self)
+            self.send_response(status)
+            for k, v in {"Content-Length": str(len(body)), **headers}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+def test_api_key_is_never_sent_to_another_origin_on_a_redirect(monkeypatch):
+    """Issue 9.4: after a 302 to another origin urllib sent Authorization: Bearer ... there."""
+    monkeypatch.setenv("LANTERN_TEST_KEY", SECRET)
+    models = json.dumps({"data": [{"id": "m"}]}).encode()
+    other, other_seen = _http_server(lambda h: (200, {"Content-Type": "application/json"}, models))
+    other_url = f"http://127.0.0.1:{other.server_port}"
+
+    def first(h):
+        if h.path.startswith("/v1/"):       # everything under /v1 moved to the other origin ...
+            return 307 if h.command == "POST" else 302, {"Location": other_url + h.path}, b""
+        return 200, {"Content-Type": "application/json"}, models   # ... but /same stays here
+
+    server, seen = _http_server(first)
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        llm = OpenAICompatibleLLM("m", base_url=base + "/v1", api_key_env="LANTERN_TEST_KEY",
+                                  max_attempts=3, sleep=lambda s: None, timeout=5)
+        for call in (llm.list_models, lambda: llm.chat(ChatRequest(USER))):
+            with pytest.raises(HTTPStatusError, match="redirect to .*another origin: not followed"):
+                call()
+        assert other_seen == []                               # the other origin heard nothing
+        assert len(seen) == 2 and all(s["auth"] == f"Bearer {SECRET}" for s in seen)
+        # A redirect within the same origin is still followed (with the key: same server).
+        def same_origin(h):
+            if h.path == "/old/models":
+                return 302, {"Location": "/same/models"}, b""
+            return 200, {"Content-Type": "application/json"}, models
+        server2, seen2 = _http_server(same_origin)
+        try:
+            llm2 = OpenAICompatibleLLM(None, base_url=f"http://127.0.0.1:{server2.server_port}/old",
+                                       api_key_env="LANTERN_TEST_KEY", timeout=5)
+            assert llm2.list_models() == ["m"]
+            assert [s["path"] for s in seen2] == ["/old/models", "/same/models"]
+        finally:
+            server2.shutdown()
+            server2.server_close()
+    finally:
+        for s in (server, other):
+            s.shutdown()
+            s.server_close()
+
+
+def test_check_available_fails_fast_with_one_try():
+    """Issue 9.13: a run checks the server before its expensive stages."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sleeps: list[float] = []
+    llm = OpenAICompatibleLLM("m", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None,
+                              sleep=sleeps.append)
+    t0 = time.perf_counter()
+    with pytest.raises(LLMError, match="does not answer.*--llm off"):
+        llm.check_available()
+    assert sleeps == [] and time.perf_counter() - t0 < 5
+    listed = FakeTransport(reply(body={"data": [{"id": "m1"}]}))
+    client(listed).check_available()
+    assert [c["url"].rsplit("/", 1)[1] for c in listed.calls] == ["models"]
+    client(FakeTransport(reply(404, b"no such route"))).check_available()   # answers, no list
+    with pytest.raises(LLMError, match="refused the check.*HTTP 401"):
+        client(FakeTransport(reply(401, b"bad key"))).check_available()
+
+
 def test_chat_many_keeps_order_and_caps_concurrency():
     lock, state = threading.Lock(), {"now": 0, "max": 0}
 
@@ -473,8 +579,40 @@ def test_structured_with_cache_replays_retries(tmp_path):
 
     llm1, (p1, c1) = run()
     llm2, (p2, c2) = run()
-    assert p1 == p2 and len(llm1.calls) == 2 and llm2.calls == []
-    assert (c1.cache_hits, c2.cache_hits, c2.retries, c2.seconds) == (0, 2, 1, 0.5)
+    # The valid answer (to the re-ask) is replayed; the unparseable one was not kept, so it is
+    # asked again (issue 9.7: a failure must not be replayed as an answer).
+    assert p1 == p2 and len(llm1.calls) == 2 and len(llm2.calls) == 1
+    assert llm2.calls[0].messages == USER
+    assert (c1.cache_hits, c2.cache_hits, c2.retries, c2.parse_failures) == (0, 1, 1, 1)
+
+
+def test_failed_answers_are_not_cached_and_a_later_run_with_the_server_down_fails(tmp_path):
+    """Issue 9.7: unparseable answers were stored; a later run with the endpoint down then
+    'succeeded' from the cache, every field silently falling back."""
+    path = tmp_path / "s.sqlite"
+    garbage = CountingLLM(lambda r: "<html>502 Bad Gateway</html>")
+    with LLMCache(path) as cache:
+        parsed, call = structured_chat(garbage, USER, Labels, two_labels, cache=cache,
+                                       template_hash="p1", max_retries=2)
+        assert parsed is None and call.failed and call.parse_failures == 3
+        assert len(cache) == 0                                  # nothing kept as an answer
+
+    class Down(CountingLLM):
+        def chat(self, request):
+            raise LLMError("connection refused")
+
+    with LLMCache(path) as cache, pytest.raises(LLMError, match="connection refused"):
+        structured_chat(Down(), USER, Labels, two_labels, cache=cache, template_hash="p1")
+
+    # A failure an older version stored is dropped when it is read and fails again.
+    with LLMCache(path) as cache:
+        stale = CachedLLM(garbage, cache, template_hash="p1")
+        request = ChatRequest(USER, max_tokens=512, json_schema=capped_schema(Labels),
+                              schema_name="Labels")
+        cache.put(stale.key(request), ChatResponse("not json", 1, 1, 0.1, "stop", "fake-model"))
+        assert stale.key(request) in cache
+        structured_chat(garbage, USER, Labels, two_labels, cache=cache, template_hash="p1")
+        assert stale.key(request) not in cache and len(cache) == 0
 
 
 # -- model assembly (fake chunk packages) ----------------------------------------------------------------

@@ -4,7 +4,10 @@ features), the real embedded LLM (SmolLM2-135M), the three output files, caching
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import socket
 
 import pytest
 
@@ -12,9 +15,10 @@ from conftest import REPO
 from lantern.cli import main as cli_main
 from lantern.errors import ConfigError
 from lantern.llm import get_llm
+from lantern.llm.base import LLMError
 from lantern.predict import PredictSettings, predict
 from lantern.predict.pretrained import load_vanilla, shipped_model_dir, shipped_models
-from test_llm import require_llm_runtime
+from test_llm import _http_server, completion, require_llm_runtime
 from test_pipeline import Counting
 
 EXAMPLE = REPO / "examples" / "conversation.jsonl"
@@ -142,6 +146,8 @@ def test_cli_predict(tmp_path, capsys):
     ("speaker,text\n", ".csv", "no utterances"),
     ('{"speaker": "A"}\n', ".jsonl", "text"),
     ("hello", ".txt", "suffix|supported"),
+    ("[" * 100_000 + "]" * 100_000 + "\n", ".jsonl", r"line 1: JSON nested too deeply"),  # issue 9.2
+    ('{"speaker": "A", "text": "' + "x" * 2001 + '"}\n', ".jsonl", "at most 2,000 per utterance"),
 ])
 def test_cli_bad_input_is_a_clear_error(tmp_path, capsys, content, suffix, needle):
     bad = tmp_path / f"bad{suffix}"
@@ -152,3 +158,139 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, capsys, content, suffix, needl
     import re
     assert re.search(needle, err, re.I), err
     assert not (tmp_path / "o" / "predictions.json").exists()
+
+
+# --- issue 9: outputs as one set, spreadsheet-safe CSV, fail fast, failures printed ----------
+
+def test_csv_cells_cannot_run_as_formulas(tmp_path):
+    """Issue 9.3: text from the input went verbatim into predictions.csv, which the web app
+    offers for download; a cell starting with = + - @ tab or CR is a formula to spreadsheets."""
+    talk = tmp_path / "talk.jsonl"
+    rows = [{"speaker": "=HYPERLINK(\"http://evil.example\",\"x\")", "text": "+1+cmd|' /C calc'!A0"},
+            {"speaker": "@SUM(1)", "text": "-2+3", "utterance_id": "=u1"},
+            {"speaker": "B", "text": "\tTabbed"},
+            {"speaker": "C", "text": "Plain words, = inside is fine."}]
+    for r in rows:
+        r["dialogue_id"] = "-d"
+    talk.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = predict(talk, tmp_path / "out", off())
+    table = list(csv.DictReader(io.StringIO(result.csv_path.read_text(encoding="utf-8"), newline="")))
+    assert [r["speaker"] for r in table] == ["'" + rows[0]["speaker"], "'@SUM(1)", "B", "C"]
+    assert [r["text"] for r in table] == ["'" + rows[0]["text"], "'-2+3", "'\tTabbed",
+                                          "Plain words, = inside is fine."]
+    assert table[1]["utterance_id"] == "'=u1" and {r["dialogue_id"] for r in table} == {"'-d"}
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in table for cell in r.values()
+               if not cell.lstrip("-").replace(".", "", 1).replace("e-", "", 1).isdigit())
+    # The JSON keeps the text as it was; only the spreadsheet copy is neutralised.
+    assert result.document["utterances"][0]["speaker"] == rows[0]["speaker"]
+
+
+def test_outputs_are_written_as_one_set_with_the_manifest_last(tmp_path, monkeypatch):
+    """Issue 9.9: a kill between writes left new predictions beside an old report, and a kill
+    mid-write left .<name>.<pid>.tmp files forever."""
+    import lantern.predict.outputs as outputs
+    from lantern.predict.outputs import MANIFEST, read_manifest, write_outputs
+
+    out = tmp_path / "out"
+    old = {"predictions.json": b'{"run": 1}', "predictions.csv": b"run,1\n", "report.html": b"<p>1</p>"}
+    write_outputs({"created": "one"}, out, files=old)
+    manifest = read_manifest(out)
+    assert manifest["created"] == "one" and set(manifest["files"]) == set(old)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*old, MANIFEST])
+
+    # Killed after the first rename of the next run: no manifest, so no reader takes the mix
+    # of one new and two old files for a run.
+    new = {"predictions.json": b'{"run": 2}', "predictions.csv": b"run,2\n", "report.html": b"<p>2</p>"}
+    real_replace, renames = os.replace, []
+
+    def killed_after_one(src, dst):
+        if renames:
+            raise KeyboardInterrupt
+        renames.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(outputs.os, "replace", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs({"created": "two"}, out, files=new)
+    monkeypatch.setattr(outputs.os, "replace", real_replace)
+    assert (out / "predictions.json").read_bytes() == b'{"run": 2}' and not (out / MANIFEST).exists()
+    assert read_manifest(out) is None and not list(out.glob(".*.tmp"))
+
+    # A run killed hard (SIGKILL) mid-write leaves temporaries: the next run removes those of
+    # dead processes and keeps those of a live one (it may be writing them right now).
+    dead = out / ".report.html.999999999.tmp"
+    alive = out / f".report.html.{os.getppid()}.tmp"
+    unrelated = out / ".notes.txt.1.tmp"
+    for p in (dead, alive, unrelated):
+        p.write_bytes(b"half")
+    write_outputs({"created": "three"}, out, files=new)
+    assert read_manifest(out)["created"] == "three"
+    assert not dead.exists() and alive.exists() and unrelated.exists()
+    # A changed file no longer matches its manifest.
+    (out / "predictions.csv").write_bytes(b"edited\n")
+    assert read_manifest(out) is None
+    # A run without a report removes the old one, so it is never shown as this run's.
+    write_outputs({"created": "four"}, out, files={k: v for k, v in new.items() if k != "report.html"})
+    assert not (out / "report.html").exists() and set(read_manifest(out)["files"]) == {
+        "predictions.json", "predictions.csv"}
+
+
+def test_predict_writes_a_manifest_and_no_empty_work_folder(tmp_path):
+    from lantern.predict.outputs import read_manifest
+
+    result = predict(EXAMPLE, tmp_path / "out", off())
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest is not None and set(manifest["files"]) == {"predictions.json", "predictions.csv",
+                                                               "report.html"}
+    assert json.loads(result.json_path.read_text())["timings"] == result.document["timings"]
+    assert not (tmp_path / "out" / "work").exists()                         # issue 9.12
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_predict_fails_fast_when_the_refinement_server_is_down(tmp_path, monkeypatch):
+    """Issue 9.13: features (and transcription) were computed before the LLM server was found
+    to be down, minutes later."""
+    import lantern.predict.pretrained as pretrained
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the LLM was checked")
+
+    monkeypatch.setattr(pretrained, "load_vanilla", no_work)
+    settings = PredictSettings(llm="openai", base_url=f"http://127.0.0.1:{_closed_port()}/v1",
+                               llm_model="m", progress=False)
+    with pytest.raises(LLMError, match="does not answer"):
+        predict(EXAMPLE, tmp_path / "out", settings)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_prints_refinement_failures_and_fallbacks(tmp_path, capsys):
+    """Issue 9.7: a run whose every LLM answer failed exited 0 and said nothing about it."""
+    models = json.dumps({"data": [{"id": "m"}]}).encode()
+    garbage = json.dumps(completion("Sure! Here are the emotions: happy.")).encode()
+    server, seen = _http_server(lambda h: (200, {"Content-Type": "application/json"},
+                                           models if h.path.endswith("/models") else garbage))
+    talk = tmp_path / "talk.jsonl"
+    talk.write_text("".join(json.dumps({"speaker": s, "text": t}) + "\n" for s, t in
+                            [("A", "We won!"), ("B", "Really?"), ("A", "Yes, really.")]))
+    base = f"http://127.0.0.1:{server.server_port}/v1"
+    args = ["predict", str(talk), "--out", str(tmp_path / "o"), "--llm", "openai", "--base-url", base,
+            "--llm-model", "m", "--no-progress"]
+    try:
+        assert cli_main(args) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    printed = capsys.readouterr()
+    fields = json.loads((tmp_path / "o" / "predictions.json").read_text())["llm"]["calls"]
+    assert f"LLM openai: {fields} fields" in printed.out
+    assert f"{fields} fields fell back to the vanilla probabilities" in printed.out
+    assert f"warning: {fields} of {fields} LLM fields got no valid answer" in printed.err
+    # The server is gone now: the next run fails at once (exit 2) instead of replaying
+    # cached failures as answers.
+    assert cli_main(args) == 2
+    assert "does not answer" in capsys.readouterr().err

@@ -8,7 +8,7 @@ door" / "Dogs are sitting by the door"; MER2023: Mandarin video clips).
 from __future__ import annotations
 
 import json
-import os
+import random
 import shutil
 import subprocess
 import time
@@ -107,7 +107,8 @@ def test_bad_options_fail_before_any_work(tmp_path):
 
 def test_corrupted_media_is_a_data_error_naming_the_file(tmp_path):
     noise = tmp_path / "noise.wav"
-    noise.write_bytes(os.urandom(20000))
+    # Seeded: about 1 in 20 os.urandom() draws happens to parse as an MP3 frame header.
+    noise.write_bytes(random.Random(0).randbytes(20000))
     with pytest.raises(DataError, match="ffprobe: Invalid data") as exc:
         load_input(noise)
     assert exc.value.path == str(noise) and exc.value.field == "media"
@@ -129,6 +130,46 @@ def test_corrupted_media_is_a_data_error_naming_the_file(tmp_path):
     with pytest.raises(DataError) as exc:
         load_input(folder)
     assert exc.value.path == str(folder / "b.mp4")
+
+
+def test_media_path_errors_name_the_written_and_the_resolved_path(tmp_path):
+    """Issue 9.1 (command line): a media path keeps working for local users, and an error says
+    both what the file wrote and which file on this machine that led to."""
+    (tmp_path / "talks").mkdir()
+    talk = tmp_path / "talks" / "talk.jsonl"
+    talk.write_text(json.dumps({"speaker": "A", "text": "", "audio": "../clips/none.wav"}) + "\n")
+    with pytest.raises(DataError) as exc:
+        load_input(talk)
+    resolved = (tmp_path / "clips" / "none.wav").resolve()
+    assert f"audio file '../clips/none.wav' (resolved to {resolved}) not found" in str(exc.value)
+    assert (exc.value.path, exc.value.line, exc.value.field) == (str(talk), 1, "audio")
+    # A symbolic link is followed, and where it leads is said.
+    secret = tmp_path / "notes.txt"
+    secret.write_text("not audio")
+    (tmp_path / "talks" / "voice.wav").symlink_to(secret)
+    talk.write_text(json.dumps({"speaker": "A", "text": "", "audio": "voice.wav"}) + "\n")
+    with pytest.raises(DataError, match="unsupported file type '.txt'") as exc:
+        load_input(talk)
+    assert f"'voice.wav' (resolved to {secret.resolve()})" in str(exc.value)
+
+
+def test_conversation_without_media_leaves_no_work_folder(tmp_path):
+    """Issue 9.12: every conversation run left an empty work/ folder."""
+    talk = tmp_path / "talk.jsonl"
+    talk.write_text('{"speaker": "A", "text": "hi"}\n')
+    result = load_input(talk, workdir=tmp_path / "out" / "work")
+    assert result.transcription is None and result.work_files == ()
+    assert not (tmp_path / "out" / "work").exists()
+
+
+def test_conversation_file_size_bound(tmp_path):
+    """Issue 9.5: the whole file is bounded too, before it is read."""
+    talk = tmp_path / "talk.jsonl"
+    talk.write_text('{"speaker": "A", "text": "hi"}\n' * 100)
+    assert len(load_input(talk, max_input_bytes=talk.stat().st_size).utterances) == 100
+    with pytest.raises(DataError, match="at most 0 MB") as exc:
+        load_input(talk, max_input_bytes=talk.stat().st_size - 1)
+    assert exc.value.path == str(talk)
 
 
 def test_probe_and_extract_audio(tmp_path):
@@ -243,6 +284,16 @@ def test_recording_without_speech(tmp_path, whisper):
     with pytest.raises(DataError, match="no speech found") as exc:
         load_input(silence)
     assert exc.value.path == str(silence)
+    # Issue 9.12: a failed run with a kept work folder left work/0000_silence.wav behind.
+    work = tmp_path / "out" / "work"
+    with pytest.raises(DataError, match="no speech found"):
+        load_input(silence, workdir=work)
+    assert not work.exists()
+    work.mkdir(parents=True)
+    (work / "mine.txt").write_text("not lantern's")          # a folder that was there stays,
+    with pytest.raises(DataError, match="no speech found"):  # with what it held
+        load_input(silence, workdir=work)
+    assert [p.name for p in work.iterdir()] == ["mine.txt"]
 
 
 # --- real speech -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import select
 import socket
 import statistics
 import threading
@@ -29,6 +30,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="the serve extra is not installe
 
 import lantern.predict as engine  # noqa: E402
 from lantern.errors import DataError, LanternError  # noqa: E402
+from lantern.predict.outputs import write_outputs  # noqa: E402
 from lantern.serve import JOB_ID_RE, Jobs, ServeSettings, create_app, serve  # noqa: E402
 
 LIMIT_MB = 1
@@ -68,10 +70,16 @@ class Server:
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
                 timeout: float = 60):
-        """(status, lower-case headers, body). The path goes on the wire exactly as given."""
+        """(status, lower-case headers, body). The path goes on the wire exactly as given.
+        A POST carries the server's own Origin, as a browser's form post does, unless
+        ``headers`` name another (``"Origin": None``: none at all)."""
+        headers = dict(headers or {})
+        if method == "POST":
+            headers.setdefault("Origin", self.url)
+        headers = {k: v for k, v in headers.items() if v is not None}
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
         finally:
@@ -127,7 +135,8 @@ class FakeEngine:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
             self.calls.append({"input": input_path, "out": out_dir, "llm": settings.llm,
-                               "shared_llm": llm, "thread": threading.current_thread().name})
+                               "shared_llm": llm, "thread": threading.current_thread().name,
+                               "settings": settings})
         try:
             time.sleep(self.delay)
             text = input_path.read_text(encoding="utf-8", errors="replace")
@@ -138,11 +147,12 @@ class FakeEngine:
                 raise LanternError(f"the recording {input_path} is too long <b>bold</b>")
             if "BOOM" in text:
                 raise RuntimeError("internal detail that must stay in the log")
-            (out_dir / "report.html").write_text(
-                f"<!DOCTYPE html><html><head><title>Fake report</title></head><body>"
-                f"<h1>Emotion report</h1><pre>{html.escape(text)}</pre></body></html>", encoding="utf-8")
-            (out_dir / "predictions.json").write_text(json.dumps({"input": text, "llm": settings.llm}))
-            (out_dir / "predictions.csv").write_text("speaker,text\nA,x\n")
+            write_outputs({}, out_dir, files={
+                "report.html": (f"<!DOCTYPE html><html><head><title>Fake report</title></head><body>"
+                                f"<h1>Emotion report</h1><pre>{html.escape(text)}</pre></body>"
+                                f"</html>").encode(),
+                "predictions.json": json.dumps({"input": text, "llm": settings.llm}).encode(),
+                "predictions.csv": b"speaker,text\nA,x\n"})
             return engine.PredictResult({"input": text}, out_dir / "predictions.json",
                                         out_dir / "predictions.csv", out_dir / "report.html")
         finally:
@@ -195,6 +205,7 @@ def test_healthz(server):
     status, headers, body = server.get("/healthz")
     doc = json.loads(body)
     assert status == 200 and doc["status"] == "ok" and doc["workers"] == 1 and doc["llm"] == "embedded"
+    assert doc["uploading"] == 0
 
 
 def test_upload_redirects_to_report_and_downloads_work(server, fake):
@@ -265,16 +276,16 @@ def test_oversized_uploads_get_413_and_leave_nothing(server, fake):
     assert status == 413 and b"larger than the limit" in body
     # A huge Content-Length is answered before any byte of the body is sent.
     _, ctype = multipart("huge.wav", b"")
-    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {100 * limit}\r\n\r\n").encode()
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nOrigin: {server.url}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {100 * limit}\r\n\r\n").encode()
     reply = _raw(server, head)
     assert reply.startswith(b"HTTP/1.1 413") and b"100 MB" in reply
     # Chunked (no Content-Length) and never finished: the answer still comes, i.e. the body is
     # parsed and bounded as it streams, not read whole first. (Just over the bound, so that
     # nothing unread is left when the server closes, which would reset the connection.)
     body, ctype = multipart("stream.jsonl", b"y" * (limit + 1000))
-    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nOrigin: {server.url}\r\n"
+            f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
     chunks = [b"%x\r\n%s\r\n" % (len(body[i:i + 65536]), body[i:i + 65536])
               for i in range(0, len(body), 65536)]          # no terminating 0-chunk: never ends
     reply = _raw(server, head, chunks)
@@ -375,9 +386,126 @@ def test_foreign_host_and_cross_site_post_are_refused(server, fake):
     status, _, _ = server.upload("talk.jsonl", conversation("hi"), headers={"Origin": "null"})
     assert status == 403
     status, _, _ = server.upload("talk.jsonl", conversation("hi"),
-                                 headers={"Origin": f"http://localhost:{server.port}"})
+                                 headers={"Origin": f"http://127.0.0.1:{server.port}"})
     assert status == 303
     assert len(fake.calls) == 1
+
+
+def test_cross_site_check_compares_scheme_host_and_port(server, real_server, fake):
+    """Issue 9.11: the port was ignored (another local service could post) and a POST without
+    Origin was accepted."""
+    own = f"http://127.0.0.1:{server.port}"
+    for origin in (f"http://localhost:{server.port + 1}", f"http://127.0.0.1:{server.port + 1}",
+                   f"https://127.0.0.1:{server.port}", f"http://localhost:{server.port}",
+                   "http://127.0.0.1", own + "/predict", "file://", "null", None):
+        status, _, body = server.upload("talk.jsonl", conversation("hi"), headers={"Origin": origin})
+        assert status == 403, (origin, status)
+    assert b"Origin header naming this server" in body        # no Origin: what to send instead
+    assert fake.calls == []
+    # A browser that hides the origin still says "same-origin" (pages cannot forge Sec-Fetch-*).
+    status, _, _ = server.upload("talk.jsonl", conversation("hi"),
+                                 headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert status == 303
+    status, _, _ = server.upload("talk.jsonl", conversation("hi"),
+                                 headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
+    assert status == 403
+    status, _, _ = server.upload("talk.jsonl", conversation("hi"), headers={"Origin": own.upper()})
+    assert status == 303 and len(fake.calls) == 2
+    # Also without a Host allow-list (a server on 0.0.0.0): the check still holds.
+    status, _, _ = real_server.upload("talk.jsonl", conversation("hi"), headers={"Origin": None})
+    assert status == 403
+    # Our own pages send the referrer policy that lets browsers name the origin on posts.
+    _, headers, _ = server.get("/")
+    assert headers["referrer-policy"] == "same-origin"
+
+
+def _post_head(server: Server, ctype: str, length: int | None = None) -> bytes:
+    return (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nOrigin: {server.url}\r\n"
+            f"Content-Type: {ctype}\r\n" + (f"Content-Length: {length}\r\n" if length is not None
+                                             else "Transfer-Encoding: chunked\r\n") + "\r\n").encode()
+
+
+def test_truncated_multipart_body_is_refused(server, fake):
+    """Issue 9.6: a body cut before its final boundary gave a report of 6 of 12 utterances."""
+    before = job_dirs(server.jobs_dir)
+    data = conversation(*[f"utterance {i}" for i in range(12)])
+    body, ctype = multipart("talk.jsonl", data)
+    cut = body[: body.index(b"utterance 6")]
+    status, _, page = server.request("POST", "/predict", cut, {"Content-Type": ctype})
+    assert status == 400 and b"Incomplete upload" in page and b"nothing was analysed" in page
+    # Cut within the closing boundary itself.
+    status, _, _ = server.request("POST", "/predict", body[:-5], {"Content-Type": ctype})
+    assert status == 400
+    # Shorter than its Content-Length: the client stops sending and closes its side.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+        sock.sendall(_post_head(server, ctype, len(body)) + cut)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert not reply.startswith(b"HTTP/1.1 303"), reply[:200]   # uvicorn: the client is gone
+    deadline = time.monotonic() + 10
+    while job_dirs(server.jobs_dir) != before:                # its job folder is removed
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert fake.calls == []
+    status, _, _ = server.request("POST", "/predict", body, {"Content-Type": ctype})
+    assert status == 303                                       # the whole body still works
+
+
+def test_stalled_uploads_time_out_and_count_in_the_queue(tmp_path, fake):
+    """Issue 9.10: an upload that stalls held its job folder for ever, counted nowhere."""
+    s = Server(create_app(ServeSettings(jobs_dir=tmp_path / "jobs", llm="off", max_queue=1,
+                                        upload_idle_s=1.5, upload_timeout_s=30)))
+    try:
+        body, ctype = multipart("talk.jsonl", conversation("hello", "there"))
+        with socket.create_connection(("127.0.0.1", s.port), timeout=20) as sock:
+            sock.sendall(_post_head(s, ctype, len(body)) + body[:40])     # ... and nothing more
+            deadline = time.monotonic() + 10
+            while json.loads(s.get("/healthz")[2])["uploading"] != 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert len(job_dirs(s.jobs_dir)) == 1
+            # The stalled upload fills the queue (max_queue=1): the next one is told to wait.
+            status, headers, page = s.upload("other.jsonl", conversation("hi"))
+            assert status == 503 and headers["retry-after"] == "60" and b"in progress" in page
+            t0 = time.monotonic()
+            reply = b""
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65536):
+                    reply += chunk
+        assert reply.startswith(b"HTTP/1.1 408") and b"no data for 1.5 s" in reply
+        assert time.monotonic() - t0 < 10
+        assert json.loads(s.get("/healthz")[2])["uploading"] == 0 and job_dirs(s.jobs_dir) == []
+        status, _, _ = s.upload("talk.jsonl", conversation("hello"))
+        assert status == 303 and len(fake.calls) == 1
+    finally:
+        s.stop()
+    # A client that trickles bytes to stay under the idle limit meets the total limit.
+    s = Server(create_app(ServeSettings(jobs_dir=tmp_path / "jobs2", llm="off", upload_idle_s=5,
+                                        upload_timeout_s=1.5)))
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=20) as sock:
+            sock.sendall(_post_head(s, ctype, len(body)))
+            reply = b""
+            with contextlib.suppress(OSError):
+                for byte in body[:30]:
+                    sock.sendall(bytes([byte]))
+                    if select.select([sock], [], [], 0.2)[0]:     # the answer came: stop sending
+                        break
+                while chunk := sock.recv(65536):
+                    reply += chunk
+        assert reply.startswith(b"HTTP/1.1 408") and b"longer than 1.5 s" in reply
+    finally:
+        s.stop()
+
+
+def test_nul_in_the_uploaded_file_name_never_reaches_the_report(server, fake):
+    """Issue 9.13: a NUL (or a right-to-left override) in the client's file name went into the
+    report raw."""
+    status, headers, _ = server.upload("ta\x00lk\u202e.jsonl", conversation("hi"))
+    assert status == 303
+    assert fake.calls[-1]["settings"].display_name == "talk.jsonl"
 
 
 def test_jobs_are_pruned_but_running_ones_kept(tmp_path):
@@ -494,6 +622,39 @@ def test_real_predict_end_to_end(real_server):
     page = body.decode()
     assert status == 422 and "line 2" in page and "broken.jsonl" in page
     assert str(real_server.jobs_dir) not in page
+
+
+def test_media_paths_in_an_uploaded_file_are_refused(real_server, tmp_path):
+    """Issue 9.1 (high): an uploaded conversation naming audio/video paths made the server
+    transcribe its own files (absolute paths, ../), put their real paths in the report, and
+    told by its error whether a file existed. Every such path is refused alike, unresolved."""
+    from conftest import require_data
+
+    existing = require_data("RAVDESS_speech_audio/Actor_01/03-01-05-02-02-01-01.wav")
+    cases = [{"speaker": "A", "text": "", "audio": str(existing)},           # exists: was transcribed
+             {"speaker": "A", "text": "", "video": "../../../../../../etc/hostname"},
+             {"speaker": "A", "text": "", "audio": "/no/such/file.wav"},
+             {"speaker": "A", "text": "hello", "image": "/etc/passwd"}]         # text given: was kept
+    before = job_dirs(real_server.jobs_dir)
+    pages = []
+    for case in cases:
+        data = conversation("fine") + (json.dumps(case) + "\n").encode()
+        status, _, body = real_server.upload("talk.jsonl", data)
+        page = html.unescape(body.decode())
+        kind = next(k for k in ("audio", "video", "image") if k in case)
+        assert status == 422, (case, status)
+        assert f"line 2, field '{kind}': {kind} paths are not accepted here" in page
+        assert case[kind] not in page and "etc" not in page and str(existing.parent) not in page
+        pages.append(page.replace(kind, "KIND"))
+    assert len(set(pages)) == 1          # the same answer whether the file exists or not
+    assert job_dirs(real_server.jobs_dir) == before
+
+
+def test_deeply_nested_upload_is_a_422_naming_the_line(real_server):
+    """Issue 9.2: 100,000 nested arrays on one line were a 500 (RecursionError)."""
+    data = conversation("hi") + b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    status, _, body = real_server.upload("deep.jsonl", data)
+    assert status == 422 and b"deep.jsonl, line 2: JSON nested too deeply" in body
 
 
 def test_real_recording_upload(real_server):

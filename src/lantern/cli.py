@@ -186,6 +186,8 @@ def cmd_refine(args) -> int:
                              progress=not args.no_progress, max_fields=args.max_fields)
     for split, s in summaries.items():
         _print_refine_summary(split, s)
+        if s.get("complete"):
+            _warn_fallbacks(s)
     return 0
 
 
@@ -206,11 +208,27 @@ def _print_refine_summary(split: str, s: dict) -> None:
     print(line)
 
 
+def _warn_fallbacks(summary: dict) -> None:
+    """On stderr, when fields fell back to the vanilla probabilities: the run 'worked', but
+    (part of) its refinement is not the LLM's."""
+    if summary.get("fallbacks"):
+        print(f"lantern: warning: {summary['fallbacks']} of {summary['calls']} LLM fields got no "
+              f"valid answer and fell back to the vanilla probabilities", file=sys.stderr)
+
+
 def _print_fusion(results) -> None:
     for r in results:
         g = r["gain_vs_vanilla"]["weighted_f1"]
         print(f"{r['variant']:<18} accuracy {r['metrics']['accuracy']['mean']:6.2f}  weighted F1 "
               f"{r['metrics']['weighted_f1']['mean']:6.2f}  gain {g['delta']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}]")
+    llm = next((r.get("llm") for r in results if r.get("llm")), None)
+    if llm:   # the same answers under every variant: say once how they went
+        failed = (llm.get("parse_failures") or 0) + (llm.get("validation_failures") or 0)
+        print(f"LLM answers (test split, {llm.get('answer')}): {llm.get('fields')} fields, "
+              f"{llm.get('requests')} requests, {failed} failed answers, "
+              f"{llm.get('low_mass_slots') or 0} low-mass slots, "
+              f"{llm.get('fallbacks') or 0} fields fell back to the vanilla probabilities")
+        _warn_fallbacks({**llm, "calls": llm.get("fields")})
 
 
 def cmd_fuse(args) -> int:
@@ -242,7 +260,8 @@ def cmd_predict(args) -> int:
         model=args.model, llm=args.llm, llm_model=args.llm_model, base_url=args.base_url,
         window=args.window, stride=args.stride, include_vad=not args.no_vad,
         max_duration_s=args.max_duration, language=args.language, task=args.task,
-        speaker=args.speaker, report=not args.no_report, progress=not args.no_progress)
+        speaker=args.speaker, report=not args.no_report, progress=not args.no_progress,
+        max_text_chars=args.max_text_chars, max_utterances=args.max_utterances)
     out = args.out or str(Path("runs") / "predict" / Path(args.input).stem)
     result = predict(args.input, out, settings)
     doc = result.document
@@ -257,6 +276,13 @@ def cmd_predict(args) -> int:
         if "refined_accuracy" in s:
             line += f" (refined: {100 * s['refined_accuracy']:.1f}, {100 * s['refined_weighted_f1']:.1f})"
         print(line)
+    if doc["llm"]:   # every run says how the refinement went, failures included
+        s = doc["llm"]
+        print(f"LLM {s['backend']}: {s['calls']} fields, {s['requests']} requests "
+              f"({s['cache_hits']} from the cache), {s['parse_failures']} unparseable and "
+              f"{s['validation_failures']} invalid answers, {s['fallbacks']} fields fell back "
+              f"to the vanilla probabilities")
+        _warn_fallbacks(s)
     t = doc["timings"]
     print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in ("transcription", "features", "vanilla", "llm", "report", "total")))
     print(f"wrote {result.json_path}, {result.csv_path}" + (f", {result.report_path}" if result.report_path else ""))
@@ -374,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["auto", "transcribe", "translate"], default="auto",
                    help="auto: translate non-English speech to English (the text model reads English)")
     p.add_argument("--speaker", default="S1", help="speaker name for recordings and clip folders (no diarisation)")
+    from lantern.predict.inputs import DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_UTTERANCES
+    p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS,
+                   help=f"refuse conversation files with a longer utterance text (default {DEFAULT_MAX_TEXT_CHARS})")
+    p.add_argument("--max-utterances", type=int, default=DEFAULT_MAX_UTTERANCES,
+                   help=f"refuse conversation files with more utterances (default {DEFAULT_MAX_UTTERANCES})")
     p.add_argument("--no-report", action="store_true", help="write JSON and CSV only")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)

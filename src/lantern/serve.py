@@ -7,7 +7,17 @@ end needs so that it is safe to leave running:
 * uploads are streamed to disk in chunks and cut off with 413 as soon as they pass the bound
   (an oversized ``Content-Length`` is refused before any byte is parsed or stored; what the
   client is still sending is read and dropped, up to one more bound's worth, only so that it
-  can read the error page instead of a connection reset);
+  can read the error page instead of a connection reset). A body that ends before the form's
+  final boundary, or before its ``Content-Length``, is refused (400), never analysed in part.
+  A body that stalls (no byte for ``upload_idle_s``) or takes longer than ``upload_timeout_s``
+  is answered 408; uploads in progress count towards ``max_queue`` and show in ``/healthz``;
+* media paths inside an uploaded conversation file (``audio``/``video``/``image``) are refused
+  (422) before they reach the file system: they would name files on the server. Media is
+  accepted only as the uploaded file itself;
+* a POST is accepted only with an ``Origin`` equal to the server's own (scheme, host and
+  port; or, from a browser that hides it, ``Sec-Fetch-Site: same-origin``): browsers send it
+  with every form post, so a page elsewhere cannot post here (cross-site request forgery),
+  and scripts add it (``curl -H "Origin: http://127.0.0.1:8000"``);
 * every upload gets a fresh job directory named by a random id (``secrets.token_hex(16)``) and
   is stored as ``input<suffix>``; only the suffix of the client's file name is used, and only
   from an allow-list. Job ids are checked against a strict pattern before any file-system use
@@ -25,6 +35,8 @@ The app is plain Starlette (it comes with FastAPI) on uvicorn, an optional extra
 1048576
 >>> _client_suffix("C:\\\\fakepath\\\\Talk.JSONL"), _client_suffix("../../etc/passwd"), _client_suffix("a.exe")
 ('.jsonl', None, None)
+>>> _client_name("talk\\x00<b>.jsonl"), _origin_tuple("http://LocalHost:8000")
+('talk<b>.jsonl', ('http', 'localhost', 8000))
 >>> bool(JOB_ID_RE.fullmatch("0" * 32)), bool(JOB_ID_RE.fullmatch("../../etc/passwd"))
 (True, False)
 """
@@ -41,11 +53,14 @@ import secrets
 import shutil
 import threading
 import time
+import unicodedata
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lantern.errors import DataError, LanternError
+from lantern.predict.outputs import MANIFEST
 
 log = logging.getLogger("lantern.serve")
 
@@ -84,7 +99,9 @@ class ServeSettings:
     workers: int = 1
     keep_jobs: int = 100
     max_duration_s: float = 1800.0
-    max_queue: int = 32                     # jobs waiting for a worker before we answer 503
+    max_queue: int = 32                     # uploads in progress + jobs waiting, before 503
+    upload_idle_s: float = 30.0             # an upload that sends no byte this long gets 408 ...
+    upload_timeout_s: float = 600.0         # ... and so does one that takes longer than this
     allowed_hosts: tuple[str, ...] | None = None   # Host header names accepted; None = any
     predict_options: dict[str, Any] = field(default_factory=dict)   # more PredictSettings fields
 
@@ -97,6 +114,9 @@ class ServeSettings:
             raise LanternError(f"--workers must be at least 1, not {self.workers}")
         if int(self.keep_jobs) < 1:
             raise LanternError(f"keep_jobs must be at least 1, not {self.keep_jobs}")
+        for name in ("upload_idle_s", "upload_timeout_s"):
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise LanternError(f"{name} must be positive, not {getattr(self, name)}")
         self.workers = int(self.workers)
         self.keep_jobs = int(self.keep_jobs)
 
@@ -124,8 +144,11 @@ class HTTPError(Exception):
 
 
 def _client_name(filename: str) -> str:
-    """The last path component of what the client calls its file (for messages only)."""
-    name = PurePosixPath(filename.replace("\\", "/")).name
+    """The last path component of what the client calls its file (for messages and the
+    report only), without control and format characters: a NUL or a right-to-left override
+    in a name would reach the report raw or disguise the suffix."""
+    name = "".join(c for c in filename if unicodedata.category(c) not in ("Cc", "Cf"))
+    name = PurePosixPath(name.replace("\\", "/")).name
     return name[:120]
 
 
@@ -172,7 +195,9 @@ PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
               "img-src data:; font-src data:; connect-src 'none'; form-action 'none'; "
               "base-uri 'none'; frame-ancestors 'none'")
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+# "same-origin", not "no-referrer": with no-referrer a browser sends "Origin: null" even on a
+# same-origin form post, which the cross-site check must refuse. Other sites still get nothing.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
                     "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
 
 
@@ -208,7 +233,9 @@ longer for a recording (it is transcribed first).</p>
 <p><strong>Accepted files</strong></p>
 <ul>
 <li>Conversation files {codes(CONVERSATION_SUFFIXES)}: one utterance per line/row with
-<code>speaker</code> and <code>text</code> (see <code>docs/conversation-format.md</code>)</li>
+<code>speaker</code> and <code>text</code> (see <code>docs/conversation-format.md</code>); text
+only: paths to media files inside are refused (they would name files on this server), upload a
+recording itself instead</li>
 <li>Audio {codes(AUDIO_SUFFIXES)}</li>
 <li>Video {codes(VIDEO_SUFFIXES)}</li>
 </ul>
@@ -250,14 +277,15 @@ class Jobs:
             return job_id, path
 
     def path(self, job_id: str) -> Path | None:
-        """The directory of a finished job, or None for anything else."""
+        """The directory of a finished job (its outputs complete: a manifest), or None."""
         if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
             return None
         with self._lock:
             if job_id in self._active:
                 return None
         path = self.root / job_id
-        if path.parent != self.root or path.is_symlink() or not path.is_dir():
+        if path.parent != self.root or path.is_symlink() or not path.is_dir() \
+                or not (path / MANIFEST).is_file():
             return None
         return path
 
@@ -283,7 +311,7 @@ class Jobs:
 
     def prune(self, *, incomplete: bool = False) -> list[str]:
         """Remove all but the newest ``keep`` finished jobs (and, at start-up, jobs a crash left
-        without a report). Running jobs are never touched."""
+        without a complete set of outputs). Running jobs are never touched."""
         with self._lock:
             active = set(self._active)
         done = []
@@ -291,7 +319,7 @@ class Jobs:
             if not (JOB_ID_RE.fullmatch(p.name) and p.name not in active) or p.is_symlink() \
                     or not p.is_dir():
                 continue
-            if incomplete and not (p / "report.html").is_file():
+            if incomplete and not (p / MANIFEST).is_file():
                 shutil.rmtree(p, ignore_errors=True)
                 continue
             try:
@@ -311,8 +339,11 @@ class _Upload:
     """Streams one multipart body: the single file part goes straight to ``input<suffix>`` in the
     job directory in chunks, small fields are kept, and every bound is checked as bytes arrive."""
 
-    def __init__(self, job_dir: Path | None, max_bytes: int):
+    def __init__(self, job_dir: Path | None, max_bytes: int, idle_s: float = 30.0,
+                 timeout_s: float = 600.0):
         self.job_dir, self.max_bytes = job_dir, max_bytes
+        self.idle_s, self.timeout_s = idle_s, timeout_s
+        self.complete = False      # the final multipart boundary was read
         self.fields: dict[str, str] = {}
         self.filename: str | None = None     # the client's name, for messages only
         self.path: Path | None = None
@@ -384,6 +415,9 @@ class _Upload:
             if len(self._value) > MAX_FIELD_BYTES:
                 raise HTTPError(400, "Bad upload", f"form field {self._name!r} is too long")
 
+    def on_end(self):
+        self.complete = True
+
     def on_part_end(self):
         if self._in_file:
             self._fh.close()
@@ -409,12 +443,13 @@ class _Upload:
             raise HTTPError(400, "Bad upload", "the form data has no multipart boundary")
         callbacks = {name: getattr(self, name) for name in (
             "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value",
-            "on_header_end", "on_headers_finished")}
+            "on_header_end", "on_headers_finished", "on_end")}
         parser = MultipartParser(boundary, callbacks)
         limit = self.max_bytes + FORM_OVERHEAD
+        deadline = time.monotonic() + self.timeout_s
         try:
             while not self.body_done:
-                chunk = await self._receive(request)
+                chunk = await self._receive(request, deadline)
                 if self.received > limit:
                     raise HTTPError(413, "File too large",
                                     f"the upload is larger than the limit of {_mb(self.max_bytes)}")
@@ -425,9 +460,28 @@ class _Upload:
             raise HTTPError(400, "Bad upload", f"the form data could not be read ({exc})") from None
         finally:
             self.close()
+        # python-multipart's finalize() does not check that the form ended: without this a
+        # body cut short would be analysed in part, and data lost without a word.
+        length = request.headers.get("content-length", "")
+        if not self.complete or (length.isdigit() and self.received != int(length)):
+            raise HTTPError(400, "Incomplete upload",
+                            "the upload ended before the end of the form data "
+                            f"({self.received:,} bytes arrived"
+                            + (f" of {int(length):,}" if length.isdigit() else "")
+                            + "); nothing was analysed, please send the file again")
 
-    async def _receive(self, request) -> bytes:
-        message = await request.receive()
+    async def _receive(self, request, deadline: float | None = None) -> bytes:
+        import anyio
+
+        wait = self.idle_s if deadline is None else min(self.idle_s, deadline - time.monotonic())
+        with anyio.move_on_after(max(wait, 0.0)) as scope:
+            message = await request.receive()
+        if scope.cancelled_caught:
+            slow = deadline is not None and time.monotonic() >= deadline
+            raise HTTPError(408, "Upload timed out",
+                            f"the upload took longer than {self.timeout_s:g} s" if slow else
+                            f"the upload stalled: no data for {self.idle_s:g} s",
+                            {"Connection": "close"})
         if message["type"] == "http.disconnect":
             raise ClientGone()
         body = message.get("body", b"")
@@ -446,7 +500,7 @@ class _Upload:
             while not self.body_done and self.received - start <= budget:
                 try:
                     await self._receive(request)
-                except ClientGone:
+                except (ClientGone, HTTPError):   # gone or stalled: nothing more to read
                     return
 
 
@@ -480,8 +534,9 @@ class _Engine:
         import lantern.predict as engine
 
         options = dict(self.settings.predict_options)
+        # media_paths=False: a path inside an uploaded file names a file on this server.
         options.update(llm=llm, display_name=display_name, max_duration_s=self.settings.max_duration_s, progress=False,
-                       report=True)
+                       report=True, media_paths=False)
         return engine.PredictSettings(**options)
 
     def open_llm(self):
@@ -539,7 +594,7 @@ def create_app(settings: ServeSettings | None = None):
     jobs = Jobs(settings.resolved_jobs_dir(), settings.keep_jobs)
     jobs.prune(incomplete=True)
     engine.predict_settings(settings.llm)   # a misconfiguration (openai without base_url) fails now
-    state = {"limiter": None, "waiting": 0, "running": 0, "done": 0, "failed": 0}
+    state = {"limiter": None, "uploading": 0, "waiting": 0, "running": 0, "done": 0, "failed": 0}
     allowed_hosts = None
     if settings.allowed_hosts is not None:
         allowed_hosts = {h.lower().strip("[]") for h in settings.allowed_hosts}
@@ -562,7 +617,8 @@ def create_app(settings: ServeSettings | None = None):
         return html_response(200, render_index(settings))
 
     async def healthz(request: Request):
-        return JSONResponse({"status": "ok", "running": state["running"], "waiting": state["waiting"],
+        return JSONResponse({"status": "ok", "uploading": state["uploading"],
+                             "running": state["running"], "waiting": state["waiting"],
                              "done": state["done"], "failed": state["failed"],
                              "workers": settings.workers, "llm": settings.llm},
                             headers={"Cache-Control": "no-store"})
@@ -599,6 +655,8 @@ def create_app(settings: ServeSettings | None = None):
         expects = request.headers.get("expect", "").lower() == "100-continue"
         if expects and upload.received == 0:
             return error_response(err)   # the client waits for our go-ahead: it sent nothing yet
+        if err.status == 408:
+            return error_response(err)   # it is not sending: waiting for the rest is pointless
         if not upload.body_done and length.isdigit():
             rest = int(length) - upload.received
             if rest <= settings.max_upload_bytes + FORM_OVERHEAD:
@@ -606,9 +664,14 @@ def create_app(settings: ServeSettings | None = None):
         return error_response(err)
 
     async def predict_endpoint(request: Request):
-        upload = _Upload(None, settings.max_upload_bytes)
+        upload = _Upload(None, settings.max_upload_bytes, settings.upload_idle_s,
+                         settings.upload_timeout_s)
         try:
             check_request(request)
+            # Uploads still arriving hold a job folder too: they count like waiting jobs.
+            if state["uploading"] + state["waiting"] >= settings.max_queue:
+                raise HTTPError(503, "Busy", "too many uploads are in progress or waiting; try "
+                                "again in a minute", {"Retry-After": "60"})
         except HTTPError as err:
             state["failed"] += 1
             log.info("upload refused %d: %s", err.status, err.message)
@@ -618,16 +681,17 @@ def create_app(settings: ServeSettings | None = None):
         ok = False
         t0 = time.perf_counter()
         try:
-            await upload.read(request)
+            state["uploading"] += 1
+            try:
+                await upload.read(request)
+            finally:
+                state["uploading"] -= 1
             if upload.path is None:
                 raise HTTPError(400, "No file chosen", "choose a file to upload (form field 'file')")
             if upload.size == 0:
                 raise HTTPError(400, "Empty file", f"{upload.filename} is empty")
             wants_llm = upload.fields.get("llm", "").strip().lower() in ("on", "1", "true", "yes")
             llm = settings.llm if wants_llm else "off"   # "off" servers never refine
-            if state["waiting"] >= settings.max_queue:
-                raise HTTPError(503, "Busy", "too many uploads are waiting; try again in a minute",
-                                {"Retry-After": "60"})
             state["waiting"] += 1
             acquired = False
             try:
@@ -643,8 +707,8 @@ def create_app(settings: ServeSettings | None = None):
             finally:
                 if not acquired:
                     state["waiting"] -= 1
-            if not (job_dir / "report.html").is_file():
-                raise RuntimeError(f"predict wrote no report.html in {job_dir}")
+            if not (job_dir / "report.html").is_file() or not (job_dir / MANIFEST).is_file():
+                raise RuntimeError(f"predict wrote no complete set of outputs in {job_dir}")
             ok = True
             state["done"] += 1
             log.info("job %s: %s (%d bytes, llm=%s) done in %.1f s", job_id, upload.path.suffix,
@@ -731,9 +795,7 @@ def create_app(settings: ServeSettings | None = None):
         Route("/reports/{job_id}", report, methods=["GET"]),
         Route("/reports/{job_id}/{name}", job_file, methods=["GET"]),
     ]
-    middleware = []
-    if allowed_hosts is not None:
-        middleware.append(Middleware(_HostGuard, allowed=allowed_hosts))
+    middleware = [Middleware(_HostGuard, allowed=allowed_hosts)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -750,9 +812,11 @@ def create_app(settings: ServeSettings | None = None):
 
 
 class _HostGuard:
-    """ASGI middleware: refuse other Host names (DNS rebinding) and cross-site posts (CSRF)."""
+    """ASGI middleware: refuse other Host names (DNS rebinding; only with ``allowed``) and any
+    request that changes something (every method but GET and HEAD) whose ``Origin`` is not
+    this server's own origin: same scheme, host and port (cross-site request forgery)."""
 
-    def __init__(self, app, allowed: set[str]):
+    def __init__(self, app, allowed: set[str] | None):
         self.app, self.allowed = app, allowed
 
     async def __call__(self, scope, receive, send):
@@ -761,13 +825,22 @@ class _HostGuard:
 
             headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                        for k, v in scope.get("headers", [])}
-            origin = headers.get("origin")
             bad = None
-            if _host_name(headers.get("host", "")) not in self.allowed:
+            if self.allowed is not None and _host_name(headers.get("host", "")) not in self.allowed:
                 bad = (400, "Bad host", "this server answers only to " + ", ".join(sorted(self.allowed)))
-            elif origin is not None and scope.get("method") not in ("GET", "HEAD") and (
-                    origin == "null" or _host_name(origin.split("://", 1)[-1]) not in self.allowed):
-                bad = (403, "Forbidden", "cross-site requests are not accepted")
+            elif scope.get("method") not in ("GET", "HEAD"):
+                own = _own_origin(scope, headers.get("host"))
+                origin = headers.get("origin")
+                if origin in (None, "null") and headers.get("sec-fetch-site") == "same-origin":
+                    # A browser that hides the origin ("null" under some referrer policies)
+                    # still says where the post comes from; pages cannot set Sec-Fetch-*.
+                    pass
+                elif origin is None:
+                    shown = f"{own[0]}://{_join_host(own[1], own[2])}"
+                    bad = (403, "Forbidden", "a post needs an Origin header naming this server "
+                           f"(browsers send one; scripts add it, e.g. Origin: {shown})")
+                elif _origin_tuple(origin) != own:
+                    bad = (403, "Forbidden", "cross-site requests are not accepted")
             if bad is not None:
                 resp = HTMLResponse(render_error(*bad), status_code=bad[0],
                                     headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP})
@@ -782,6 +855,41 @@ def _host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_tuple(origin: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of an ``Origin`` header, the default port filled in; None when it
+    is not one (``null``, a path, junk)."""
+    try:
+        parts = urllib.parse.urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host or parts.path not in ("", "/") or parts.username \
+            or parts.query or parts.fragment:
+        return None
+    return scheme, host, port if port is not None else DEFAULT_PORTS[scheme]
+
+
+def _own_origin(scope, host_header: str | None) -> tuple[str, str, int | None]:
+    """The origin this request was sent to: the scheme uvicorn saw (``https`` behind a proxy
+    that says so) and the Host header the browser wrote (which the host check vouches for)."""
+    scheme = scope.get("scheme", "http").lower()
+    if host_header:
+        own = _origin_tuple(f"{scheme}://{host_header.strip()}")
+        if own is not None:
+            return own
+    server = scope.get("server") or ("", None)
+    return scheme, str(server[0]).lower(), server[1]
+
+
+def _join_host(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
 
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")

@@ -73,12 +73,17 @@ def read_csv_rows(path: str | Path, required: tuple[str, ...] = (),
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """``(line_number, object)`` per non-blank line. Lines end at ``\\n`` only: U+2028 and
+    the like are legal raw inside JSON strings (``str.splitlines`` would cut there)."""
     path = Path(path)
-    for i, raw in enumerate(read_text(path).splitlines(), start=1):
+    for i, raw in enumerate(read_text(path).split("\n"), start=1):
+        raw = raw.removesuffix("\r")
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
+        except RecursionError:
+            raise DataError("JSON nested too deeply", path=path, line=i) from None
         except json.JSONDecodeError as exc:
             raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=i) from None
         if not isinstance(obj, dict):
@@ -90,6 +95,8 @@ def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:
         return json.loads(read_text(path))
+    except RecursionError:
+        raise DataError("JSON nested too deeply", path=path) from None
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path,
                         line=exc.lineno) from None

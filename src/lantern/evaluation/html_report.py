@@ -46,6 +46,7 @@ import colorsys
 import hashlib
 import html
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -142,9 +143,20 @@ def _text_on(hex_color: str) -> str:
 
 # ----------------------------------------------------------------------------- formatting
 
+#: C0 controls other than tab, line feed, form feed and carriage return, and DEL: HTML does
+#: not allow them in text (a NUL from a file name or a transcript would reach the page raw).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
 def _e(value: Any) -> str:
-    """Escape anything for HTML text and attribute values."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escape anything for HTML text and attribute values; control characters HTML does not
+    allow become U+FFFD.
+
+    >>> _e("a\\x00<b>")
+    'a\ufffd&lt;b&gt;'
+    """
+    text = _CONTROL_RE.sub("\ufffd", "" if value is None else str(value))
+    return html.escape(text, quote=True)
 
 
 def _num(value: Any) -> float | None:

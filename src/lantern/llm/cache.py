@@ -8,7 +8,9 @@ parameters (temperature, max_tokens, seed, logprobs), the JSON schema and the pr
 template's hash. Change any of them and the old answer is not reused.
 
 Every :meth:`LLMCache.put` commits, so an interrupted run keeps every answer it got, and
-:class:`CachedLLM` replays them: a rerun repeats no call.
+:class:`CachedLLM` replays them: a rerun repeats no call. An answer its reader could not use
+(:func:`lantern.llm.structured.structured_chat`: not JSON, or invalid) is taken out again with
+:meth:`CachedLLM.forget`, so a failure is never replayed as if it were an answer.
 
 >>> import tempfile
 >>> from lantern.llm.base import ChatRequest, ChatResponse
@@ -116,6 +118,11 @@ class LLMCache:
                               int(response.prompt_tokens), int(response.completion_tokens),
                               float(response.seconds), time.time()))
 
+    def delete(self, key: str) -> None:
+        """Remove one answer (if stored) and commit."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM answers WHERE key = ?", (key,))
+
     def get_json(self, key: str) -> dict | None:
         """A stored non-chat record (e.g. a log-probability slot answer), or None."""
         with self._lock:
@@ -198,6 +205,11 @@ class CachedLLM(LLM):
         response = self.llm.chat(request)
         self.cache.put(key, response)
         return response
+
+    def forget(self, request: ChatRequest) -> None:
+        """Drop the stored answer to ``request``: it turned out unusable, and replaying it
+        would pass a failure off as an answer (the next run asks the backend again)."""
+        self.cache.delete(self.key(request))
 
     def chat_many(self, requests: Iterable[ChatRequest]) -> list[ChatResponse]:
         """Like :meth:`LLM.chat_many`, but each answer is stored as soon as it arrives, so an

@@ -15,12 +15,19 @@ Standard library only (``urllib.request`` + a thread pool), so the backend adds 
 * **Concurrency**: at most ``max_concurrency`` requests in flight, also across threads that
   call :meth:`chat` themselves; :meth:`chat_many` fills that many workers.
 * **API key**: read from the environment variable named by ``api_key_env`` (optional: local
-  servers need none). It goes only into the ``Authorization`` header; it is never logged,
-  never in an error message, never in :func:`repr`.
+  servers need none). It goes only into the ``Authorization`` header, and only to the origin
+  (scheme, host, port) of ``base_url``: a redirect to another origin is refused, not followed
+  (urllib would copy the header along). It is never logged, never in an error message, never
+  in :func:`repr`; a secret written into ``base_url`` itself (``user:pass@``, ``?key=``) is
+  shown as ``***`` wherever the URL is (messages, ``model_id``).
+* **Fail fast**: :meth:`check_available` asks ``{base_url}/models`` once, so a run can stop
+  before its expensive stages when the server is down.
 
 >>> llm = OpenAICompatibleLLM("m", base_url="http://127.0.0.1:9/v1", api_key_env="NO_SUCH_VAR")
 >>> llm.model_id
 'http://127.0.0.1:9/v1|m'
+>>> redact_url("https://u:sk-123@api.example/v1?api_key=sk-456&v=2")
+'https://***@api.example/v1?api_key=***&v=2'
 >>> llm.payload(ChatRequest([{"role": "user", "content": "hi"}], max_tokens=5, seed=None))
 {'model': 'm', 'messages': [{'role': 'user', 'content': 'hi'}], 'temperature': 0.0, 'max_tokens': 5}
 """
@@ -87,14 +94,55 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_DEFAULT = urllib.request.build_opener()
+#: query parameters whose values are secrets (matched as parts of the lower-case name)
+_SECRET_PARAMS = ("key", "token", "secret", "password", "auth", "sig")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its user-info and secret-looking query values replaced by ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = "&".join(f"{k}=***" if any(s in k.lower() for s in _SECRET_PARAMS) else
+                         urllib.parse.urlencode({k: v}) for k, v in pairs)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port if parts.port is not None else {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the origin it came from. urllib copies every header,
+    ``Authorization`` included, to wherever a redirect points; refusing the others leaves the
+    3xx answer for :meth:`OpenAICompatibleLLM.request_json` to report."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if origin_of(newurl) != origin_of(req.full_url):
+            return None   # urllib then raises HTTPError(code): the transport returns it
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _SameOriginRedirects)
+_DEFAULT = urllib.request.build_opener(_SameOriginRedirects)
 
 
 def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                      timeout: float) -> HTTPReply:
     """HTTP through urllib. A local server is reached directly even when a proxy is set in
-    the environment (a proxy cannot reach this machine's 127.0.0.1)."""
+    the environment (a proxy cannot reach this machine's 127.0.0.1). Redirects are followed
+    only within the same origin."""
     req = urllib.request.Request(url, data=body, headers=dict(headers), method=method)
     opener = _DIRECT if _is_loopback(url) else _DEFAULT
     try:
@@ -109,7 +157,8 @@ def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: by
     except (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
             ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TransportError(f"{method} {url}: no answer ({type(reason).__name__}: {reason})") from exc
+        raise TransportError(f"{method} {redact_url(url)}: no answer "
+                             f"({type(reason).__name__}: {reason})") from exc
 
 
 class OpenAICompatibleLLM(LLM):
@@ -129,6 +178,7 @@ class OpenAICompatibleLLM(LLM):
         if max_attempts < 1 or max_concurrency < 1:
             raise ConfigError("max_attempts and max_concurrency must be at least 1")
         self.base_url = base_url.rstrip("/")
+        self.shown_url = redact_url(self.base_url)   # for messages, ids and repr
         self._model = model
         self.api_key_env = api_key_env
         # Kept private and out of repr/errors; None when the variable is unset (local servers).
@@ -160,13 +210,13 @@ class OpenAICompatibleLLM(LLM):
                 if self._model is None:
                     names = self.list_models()
                     if not names:
-                        raise LLMError(f"{self.base_url}/models lists no model; pass model=")
+                        raise LLMError(f"{self.shown_url}/models lists no model; pass model=")
                     self._model = names[0]
         return self._model
 
     @property
     def model_id(self) -> str:
-        return f"{self.base_url}|{self.model}"
+        return f"{self.shown_url}|{self.model}"
 
     def cache_identity(self) -> dict[str, Any]:
         return {"schema_mode": self.schema_mode, "extra_body": self.extra_body,
@@ -174,7 +224,7 @@ class OpenAICompatibleLLM(LLM):
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "unset"
-        return (f"OpenAICompatibleLLM(base_url={self.base_url!r}, model={self._model!r}, "
+        return (f"OpenAICompatibleLLM(base_url={self.shown_url!r}, model={self._model!r}, "
                 f"api_key_env={self.api_key_env!r} ({key}))")
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -185,6 +235,15 @@ class OpenAICompatibleLLM(LLM):
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
+
+    def url(self, path: str) -> str:
+        """``base_url`` + ``/path``, keeping a query of ``base_url`` at the end (where it works).
+
+        >>> OpenAICompatibleLLM("m", base_url="http://h/v1?api-version=2").url("models")
+        'http://h/v1/models?api-version=2'
+        """
+        parts = urllib.parse.urlsplit(self.base_url)
+        return urllib.parse.urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{path.lstrip('/')}"))
 
     def backoff(self, attempt: int, retry_after: str | None = None) -> float:
         """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 1):
@@ -200,15 +259,18 @@ class OpenAICompatibleLLM(LLM):
                 pass  # an HTTP date: ignore, the exponential delay is a fine substitute
         return delay
 
-    def request_json(self, method: str, path: str, payload: dict | None = None) -> dict:
+    def request_json(self, method: str, path: str, payload: dict | None = None, *,
+                     max_attempts: int | None = None, timeout: float | None = None) -> dict:
         """One JSON call with the retry policy; the parsed reply, or :class:`LLMError`."""
-        url = f"{self.base_url}/{path.lstrip('/')}"
+        url, shown = self.url(path), redact_url(self.url(path))
         body = json.dumps(payload).encode("utf-8") if payload is not None else None
         last: Exception | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = max_attempts or self.max_attempts
+        for attempt in range(1, attempts + 1):
             retry_after = None
             try:
-                reply = self._transport(method, url, self._headers(body is not None), body, self.timeout)
+                reply = self._transport(method, url, self._headers(body is not None), body,
+                                        timeout or self.timeout)
             except TransportError as exc:
                 last = exc
             else:
@@ -216,22 +278,49 @@ class OpenAICompatibleLLM(LLM):
                     try:
                         return json.loads(reply.body)
                     except ValueError as exc:
-                        raise LLMError(f"{method} {url}: reply is not JSON: {reply.body[:200]!r}") from exc
+                        raise LLMError(f"{method} {shown}: reply is not JSON: {reply.body[:200]!r}") from exc
+                if 300 <= reply.status < 400:   # only a cross-origin one gets here (see transport)
+                    where = {k.lower(): v for k, v in reply.headers.items()}.get("location", "?")
+                    raise HTTPStatusError(
+                        reply.status, f"{method} {shown}: HTTP {reply.status} redirect to "
+                        f"{redact_url(urllib.parse.urljoin(url, where))}, another origin: not "
+                        "followed, so that the API key stays with the server it is meant for; "
+                        "set base_url to the address that answers")
                 detail = reply.body[:300].decode("utf-8", "replace")
-                last = HTTPStatusError(reply.status, f"{method} {url}: HTTP {reply.status}: {detail}")
+                last = HTTPStatusError(reply.status, f"{method} {shown}: HTTP {reply.status}: {detail}")
                 if reply.status not in RETRY_STATUS and reply.status < 500:
                     raise last
                 retry_after = {k.lower(): v for k, v in reply.headers.items()}.get("retry-after")
-            if attempt < self.max_attempts:
+            if attempt < attempts:
                 delay = self.backoff(attempt, retry_after)
-                log.warning("%s; retry %d/%d in %.1fs", last, attempt, self.max_attempts - 1, delay)
+                log.warning("%s; retry %d/%d in %.1fs", last, attempt, attempts - 1, delay)
                 self._sleep(delay)
-        raise LLMError(f"gave up after {self.max_attempts} attempts: {last}") from last
+        raise LLMError(f"gave up after {attempts} attempts: {last}") from last
 
-    def list_models(self) -> list[str]:
-        """The model names the server offers (``GET {base_url}/models``)."""
-        data = self.request_json("GET", "models")
+    def list_models(self, **options) -> list[str]:
+        """The model names the server offers (``GET {base_url}/models``); ``options`` go to
+        :meth:`request_json`."""
+        data = self.request_json("GET", "models", **options)
         return [m.get("id") for m in data.get("data", []) if m.get("id")]
+
+    def check_available(self, timeout: float = 10.0) -> None:
+        """Raise :class:`LLMError` now unless the server answers ``GET {base_url}/models``
+        (one try, ``timeout`` seconds). A run calls this before its expensive stages. The
+        model name is not matched against the list: servers accept names they do not list
+        (Ollama's ``name`` for ``name:latest``)."""
+        try:
+            names = self.list_models(max_attempts=1, timeout=min(timeout, self.timeout))
+        except HTTPStatusError as exc:
+            if exc.status in (404, 405) and self._model is not None:
+                return   # it answers, it just has no model list; chat needs none
+            raise LLMError(f"the LLM server at {self.shown_url} refused the check ({exc}); "
+                           "correct the base URL or API key, or switch refinement off "
+                           "(--llm off)") from None
+        except LLMError as exc:
+            raise LLMError(f"the LLM server at {self.shown_url} does not answer ({exc}); start "
+                           "it, correct the base URL, or switch refinement off (--llm off)") from None
+        if self._model is None and not names:
+            raise LLMError(f"{self.shown_url}/models lists no model; pass model=")
 
     # -- chat ------------------------------------------------------------------------------
     def response_format(self, request: ChatRequest) -> dict | None:
@@ -270,7 +359,7 @@ class OpenAICompatibleLLM(LLM):
         try:
             choice = out["choices"][0]
         except (KeyError, IndexError, TypeError) as exc:
-            raise LLMError(f"{self.base_url}: reply has no choices: {str(out)[:200]}") from exc
+            raise LLMError(f"{self.shown_url}: reply has no choices: {str(out)[:200]}") from exc
         usage = out.get("usage") or {}
         return ChatResponse(text=message_text(choice),
                             prompt_tokens=int(usage.get("prompt_tokens") or 0),

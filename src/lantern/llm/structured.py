@@ -6,7 +6,9 @@ out so that llama.cpp's grammar enforces them, see :func:`tighten_schema`), pars
 answer as JSON, validates it with pydantic and an optional extra validator, and on failure
 asks again with the error appended as a user message (as instructor does). After
 ``max_retries`` re-asks it gives up and returns None, so the caller can fall back (e.g. to the
-vanilla predictions) and count the failure. Answers are only ever parsed as JSON; free text is never mapped to labels
+vanilla predictions) and count the failure. With a cache, an answer that failed is removed
+from it again (only usable answers are kept), so a later run asks anew instead of replaying
+the failure. Answers are only ever parsed as JSON; free text is never mapped to labels
 by searching it for label names.
 
 >>> from pydantic import BaseModel
@@ -185,7 +187,8 @@ def structured_chat(llm: LLM, messages: Sequence[dict[str, str]], model_cls: typ
     and may return a corrected object (e.g. renormalised) or None to keep ``obj``.
     ``cache`` (an :class:`~lantern.llm.cache.LLMCache`) wraps ``llm`` in a
     :class:`~lantern.llm.cache.CachedLLM` with ``template_hash``; the re-ask conversation is
-    deterministic, so a resumed run replays retries from the cache too. Backend errors
+    deterministic, so a resumed run replays the valid answers of retries from the cache, and
+    asks again where an answer failed (failed answers are not kept). Backend errors
     (server down after all retries) propagate: they are not the model's fault and must not
     be silently turned into fallbacks. Returns ``(instance or None, CallStats)``; ``stats``,
     if given, accumulates the call.
@@ -233,6 +236,9 @@ def structured_chat(llm: LLM, messages: Sequence[dict[str, str]], model_cls: typ
             else:
                 result = obj
                 break
+        forget = getattr(llm, "forget", None)   # a CachedLLM: keep no failure as an answer
+        if forget is not None:
+            forget(request)
         call.errors.append(error[:_QUOTE_CHARS])
         conversation = conversation + [
             {"role": "assistant", "content": response.text[:_QUOTE_CHARS]},

@@ -10,7 +10,9 @@ model shipped with the package (:mod:`.pretrained`) -> receptive fields + LLM an
 :mod:`lantern.evaluation.html_report`). ``docs/predict-output.md`` documents the outputs.
 
 LLM answers go through the persistent SQLite cache, so predicting the same input twice
-makes no second LLM call, and an interrupted run resumes where it stopped.
+makes no second LLM call, and an interrupted run resumes where it stopped. The chosen LLM
+is checked first (an OpenAI-compatible server must answer, the embedded runtime must be
+installed), so a run that cannot refine fails before any transcription or feature.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from lantern.errors import ConfigError
+from lantern.predict.inputs import (DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_TEXT_CHARS,
+                                    DEFAULT_MAX_UTTERANCES)
 
 LLM_CHOICES = ("embedded", "openai", "off")
 
@@ -45,6 +49,11 @@ class PredictSettings:
     llm_cache: str | None = None      # SQLite cache file; None: cache_dir()/llm.sqlite
     llm_options: dict[str, Any] = field(default_factory=dict)
     display_name: str | None = None   # the input's name in outputs (the web app's upload name)
+    # Bounds of a conversation file (None: unbounded); see lantern.predict.inputs.
+    max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS
+    max_utterances: int | None = DEFAULT_MAX_UTTERANCES
+    max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES
+    media_paths: bool = True          # False (web app): refuse media paths inside the input
 
     def __post_init__(self):
         if self.llm not in LLM_CHOICES:
@@ -53,6 +62,11 @@ class PredictSettings:
             raise ConfigError("llm 'openai' needs base_url (e.g. http://127.0.0.1:8080/v1)")
         if self.max_duration_s <= 0:
             raise ConfigError(f"max_duration_s must be positive, got {self.max_duration_s}")
+        for name in ("max_text_chars", "max_utterances", "max_input_bytes"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ConfigError(f"{name} must be a positive whole number or None, got {value!r}")
 
 
 @dataclass
@@ -75,12 +89,27 @@ def make_llm(settings: PredictSettings):
     return get_llm(settings.llm, model=settings.llm_model, **options)
 
 
+def check_llm(llm) -> None:
+    """Fail fast (LLMError) when ``llm`` cannot answer: a server is asked once for its models;
+    for the embedded backend (whose model file is checked when it is made) the llama.cpp
+    runtime must import. Wrappers without either hook are trusted."""
+    check = getattr(llm, "check_available", None)
+    if callable(check):
+        check()
+    elif getattr(llm, "backend", None) == "embedded" and getattr(llm, "loaded", True) is False:
+        from lantern.llm.embedded import import_llama_cpp
+        import_llama_cpp()
+
+
 def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettings | None = None,
             llm=None) -> PredictResult:
     """Predict the emotion of every utterance of ``input_path``; write JSON, CSV and report.
 
     ``llm``: an already open LLM to use instead of the one the settings name (the web app
-    keeps one open across requests); it is not closed here.
+    keeps one open across requests); it is not closed here. Either way it is checked before
+    any other work (:func:`check_llm`). A failed run removes the WAVs it extracted; the
+    outputs of an earlier run in ``out_dir`` stay as they were, unless it fails while writing
+    its own, which leaves no ``manifest.json`` (see :mod:`lantern.predict.outputs`).
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -90,7 +119,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     True
     """
     from lantern.predict.inputs import load_input
-    from lantern.predict.outputs import build_document, write_outputs
+    from lantern.predict.outputs import build_document, render_outputs, write_outputs
     from lantern.predict.pretrained import load_vanilla
 
     settings = settings or PredictSettings()
@@ -98,33 +127,49 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
-    model, spec, label_set, vad_scale, model_info = load_vanilla(settings.model)
-    inp = load_input(input_path, max_duration_s=settings.max_duration_s, language=settings.language,
-                     task=settings.task, speaker=settings.speaker, progress=settings.progress,
-                     workdir=out_dir / "work", label_set=label_set.name)
-    timings["transcription"] = inp.seconds
+    own_llm = llm is None and settings.llm != "off"
+    if own_llm:
+        llm = make_llm(settings)
+    try:
+        if llm is not None:
+            check_llm(llm)   # before hours of transcription and features, not after
+        model, spec, label_set, vad_scale, model_info = load_vanilla(settings.model)
+        inp = load_input(input_path, max_duration_s=settings.max_duration_s,
+                         language=settings.language, task=settings.task, speaker=settings.speaker,
+                         progress=settings.progress, workdir=out_dir / "work",
+                         label_set=label_set.name, max_text_chars=settings.max_text_chars,
+                         max_utterances=settings.max_utterances,
+                         max_input_bytes=settings.max_input_bytes, media_paths=settings.media_paths)
+        try:
+            timings["transcription"] = inp.seconds
+            timings["features"], feature_stats = _timed(_features, inp.dialogues, spec, model,
+                                                        settings.progress)
 
-    timings["features"], feature_stats = _timed(_features, inp.dialogues, spec, model, settings.progress)
+            from lantern.training.predictions import prediction_rows
+            timings["vanilla"], rows = _timed(
+                lambda: list(prediction_rows(model, inp.dialogues, spec, label_set, vad_scale)))
 
-    from lantern.training.predictions import prediction_rows
-    timings["vanilla"], rows = _timed(
-        lambda: list(prediction_rows(model, inp.dialogues, spec, label_set, vad_scale)))
+            refined, llm_summary = None, None
+            timings["llm"] = 0.0
+            if settings.llm != "off":
+                timings["llm"], (refined, llm_summary) = _timed(
+                    _refine, rows, label_set, settings, llm)
 
-    refined, llm_summary = None, None
-    timings["llm"] = 0.0
-    if settings.llm != "off":
-        timings["llm"], (refined, llm_summary) = _timed(
-            _refine, rows, label_set, settings, llm)
-
-    document = build_document(rows, inp, label_set, vad_scale, model_info, refined, llm_summary,
-                              timings, settings.display_name or input_path)
-    document["features"] = feature_stats
-    report_start = time.perf_counter()
-    paths = write_outputs(document, out_dir, report=settings.report)
-    timings["report"] = time.perf_counter() - report_start
-    timings["total"] = time.perf_counter() - start
-    document["timings"] = _timing_block(timings, len(rows))
-    paths = write_outputs(document, out_dir, report=settings.report)   # with the final timings
+            document = build_document(rows, inp, label_set, vad_scale, model_info, refined,
+                                      llm_summary, timings, settings.display_name or input_path)
+            document["features"] = feature_stats
+            report_start = time.perf_counter()
+            render_outputs(document, report=settings.report)   # timed; rendered again below
+            timings["report"] = time.perf_counter() - report_start
+            timings["total"] = time.perf_counter() - start
+            document["timings"] = _timing_block(timings, len(rows))
+            paths = write_outputs(document, out_dir, report=settings.report)
+        except BaseException:
+            inp.remove_work_files()   # a failed run leaves no extracted audio behind
+            raise
+    finally:
+        if own_llm:
+            llm.close()
     return PredictResult(document, *paths)
 
 
@@ -144,26 +189,21 @@ def _features(dialogues, spec, model, progress: bool) -> dict:
 
 
 def _refine(rows: list[dict], label_set, settings: PredictSettings, llm):
-    """LLM answers for every receptive field; per utterance, the mean over its fields."""
+    """LLM answers for every receptive field; per utterance, the mean over its fields.
+    ``llm`` is open and stays open (the caller closes what it opened)."""
     import numpy as np
 
     from lantern.fusion.mergers import group_answer_rows
     from lantern.llm.cache import LLMCache
     from lantern.refine import RefineSettings, refine
 
-    own = llm is None
-    llm = llm or make_llm(settings)
-    try:
-        with LLMCache(settings.llm_cache) as cache:
-            records, summary = refine(
-                rows, list(label_set.classes), llm,
-                RefineSettings(window=settings.window, stride=settings.stride,
-                               include_vad=settings.include_vad),
-                label_set.descriptions, cache, settings.progress)
-        summary.update(backend=settings.llm, model_id=llm.model_id)
-    finally:
-        if own:
-            llm.close()
+    with LLMCache(settings.llm_cache) as cache:
+        records, summary = refine(
+            rows, list(label_set.classes), llm,
+            RefineSettings(window=settings.window, stride=settings.stride,
+                           include_vad=settings.include_vad),
+            label_set.descriptions, cache, settings.progress)
+    summary.update(backend=settings.llm, model_id=llm.model_id)
     refined = {}
     for key, recs in group_answer_rows(records).items():
         probs = np.mean([[r["probs"][c] for c in label_set.classes] for r in recs], axis=0)

@@ -22,7 +22,14 @@ the speakers matter.
 
 Long audio is refused before any decoding (``max_duration_s``, ``--max-duration`` on the
 command line): Whisper-base int8 runs about 3-5x faster than real time on two CPU cores
-(slower on many short turns: one encoder pass per speech clip).
+(slower on many short turns: one encoder pass per speech clip). Conversation files are
+bounded the same way, before any feature is computed: at most ``max_utterances``
+utterances of at most ``max_text_chars`` characters each, in a file of at most
+``max_input_bytes`` (``benchmarks/predict-bounds.json`` measures the largest such input).
+
+Media paths inside a conversation file are resolved against the file's folder (symbolic
+links followed); errors name both what the file says and where it led. With
+``media_paths=False`` (the web app) any such path is refused before it is used.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -45,6 +52,9 @@ from lantern.predict.media import (MEDIA_SUFFIXES, MediaInfo, check_duration, ex
 KINDS = ("conversation", "folder", "recording")
 DEFAULT_SPEAKER = "S1"
 DEFAULT_MAX_DURATION_S = 1800.0
+DEFAULT_MAX_TEXT_CHARS = 2_000
+DEFAULT_MAX_UTTERANCES = 1_000
+DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024
 
 
 @dataclass
@@ -57,7 +67,7 @@ class PredictInput:
     ``folder`` inputs the media is one file per utterance and ``start``/``end`` place the
     files one after another on a common timeline. ``transcription`` is None when nothing
     was transcribed. ``seconds`` is the wall time of audio extraction and transcription
-    (Whisper model load included).
+    (Whisper model load included). ``work_files`` are the WAVs written into ``workdir``.
     """
 
     path: Path
@@ -66,16 +76,29 @@ class PredictInput:
     label_set: LabelSet
     transcription: dict | None = None
     seconds: float = 0.0
+    work_files: tuple[Path, ...] = ()
 
     @property
     def utterances(self) -> list[Utterance]:
         return [u for d in self.dialogues for u in d.utterances]
 
+    def remove_work_files(self) -> None:
+        """Delete the WAVs this input wrote (a failed run keeps none), and their folder when
+        that leaves it empty."""
+        for wav in self.work_files:
+            wav.unlink(missing_ok=True)
+        for folder in {w.parent for w in self.work_files}:
+            with suppress(OSError):   # not empty: other files are not ours to remove
+                folder.rmdir()
+
 
 def load_input(path: str | Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S,
                language: str | None = None, task: str = "auto", speaker: str | None = None,
                progress: bool = False, workdir: str | Path | None = None,
-               label_set: str | None = None) -> PredictInput:
+               label_set: str | None = None, max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
+               max_utterances: int | None = DEFAULT_MAX_UTTERANCES,
+               max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES,
+               media_paths: bool = True) -> PredictInput:
     """Read a conversation file, a folder of clips or a recording (see the module docstring).
 
     ``language``/``task`` go to :func:`lantern.predict.transcribe.transcribe` (``task="auto"``
@@ -85,7 +108,9 @@ def load_input(path: str | Path, *, max_duration_s: float = DEFAULT_MAX_DURATION
     extracted 16 kHz WAVs (their paths go to ``Utterance.meta["wav"]``); None uses a
     temporary folder that is deleted. ``label_set`` names the classes to predict (default
     ``6way``); a conversation file's labels are checked against it. ``max_duration_s``
-    bounds the total audio to transcribe.
+    bounds the total audio to transcribe; ``max_text_chars``, ``max_utterances`` and
+    ``max_input_bytes`` bound conversation files (None: unbounded), and ``media_paths=False``
+    refuses media paths inside them (see the module docstring).
     Every problem with the input raises :class:`DataError` naming the file.
     """
     from lantern.predict.transcribe import TASKS
@@ -101,15 +126,20 @@ def load_input(path: str | Path, *, max_duration_s: float = DEFAULT_MAX_DURATION
                         "audio or video recording, or a folder of clips", path=path)
     _default_label_set(label_set)  # an unknown name fails before any work
     options = _Options(max_duration_s=float(max_duration_s), language=language, task=task,
-                       speaker=speaker, progress=progress)
+                       speaker=speaker, progress=progress, max_text_chars=max_text_chars,
+                       max_utterances=max_utterances, media_paths=media_paths)
     if path.is_dir():
         return _load_folder(path, options, workdir, label_set)
     if not path.is_file():
         raise DataError("not a regular file or folder", path=path)
     kind = input_kind(path)
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise DataError("empty file (0 bytes)", path=path)
     if kind == "conversation":
+        if max_input_bytes is not None and size > max_input_bytes:
+            raise DataError(f"conversation file of {size / 2**20:.1f} MB; at most "
+                            f"{max_input_bytes / 2**20:.0f} MB (split it)", path=path)
         return _load_conversation(path, options, workdir, label_set)
     return _load_recording(path, options, workdir, label_set)
 
@@ -121,6 +151,9 @@ class _Options:
     task: str
     speaker: str
     progress: bool
+    max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS
+    max_utterances: int | None = DEFAULT_MAX_UTTERANCES
+    media_paths: bool = True
 
 
 def _default_label_set(name: str | None) -> LabelSet:
@@ -134,11 +167,25 @@ def _default_label_set(name: str | None) -> LabelSet:
 
 @contextmanager
 def _workdir(workdir: str | Path | None) -> Iterator[tuple[Path, bool]]:
-    """(folder for WAVs, whether they outlive this call)."""
+    """(folder for WAVs, whether they outlive this call). A kept folder keeps them only when
+    the call succeeds: on an error the files it added are removed, and a folder made here is
+    removed again when it is left empty."""
     if workdir is not None:
         folder = Path(workdir)
+        existed = folder.is_dir()
+        before = set(folder.iterdir()) if existed else set()
         folder.mkdir(parents=True, exist_ok=True)
-        yield folder, True
+        try:
+            yield folder, True
+        except BaseException:
+            for added in set(folder.iterdir()) - before:
+                if added.is_file() and not added.is_symlink():
+                    added.unlink(missing_ok=True)
+            raise
+        finally:
+            if not existed:
+                with suppress(OSError):   # only succeeds when empty
+                    folder.rmdir()
     else:
         with tempfile.TemporaryDirectory(prefix="lantern-predict-") as tmp:
             yield Path(tmp), False
@@ -169,6 +216,7 @@ class _Transcriber:
     def __init__(self, options: _Options, folder: Path, keep: bool):
         self.options, self.folder, self.keep = options, folder, keep
         self.runs: list[tuple[str | None, float, object]] = []  # (utterance id, offset, Transcript)
+        self.wavs: list[Path] = []  # written into a kept folder
         self.audio = 0.0  # seconds extracted so far
         self.started = time.perf_counter()
 
@@ -181,6 +229,8 @@ class _Transcriber:
         from lantern.predict.transcribe import transcribe
 
         wav = self.folder / f"{len(self.runs):04d}_{_safe_name(uid or media.stem)}.wav"
+        if self.keep:
+            self.wavs.append(wav)
         extract_audio(media, wav, start=start, end=end)
         seconds = wav_duration(wav)
         if limit_path is not None:
@@ -267,7 +317,8 @@ def _load_recording(path: Path, options: _Options, workdir,
         for entry, utt in zip(summary["segments"], utterances):  # one utterance per segment
             entry["utterance_id"] = utt.id
         return PredictInput(path, "recording", [Dialogue(stem, utterances, "test")],
-                            _default_label_set(label_set), summary, worker.seconds)
+                            _default_label_set(label_set), summary, worker.seconds,
+                            tuple(worker.wavs))
 
 
 def _probe_audio(path: Path) -> MediaInfo:
@@ -308,14 +359,16 @@ def _load_folder(folder: Path, options: _Options, workdir,
                             field="media")
         return PredictInput(folder, "folder", [Dialogue(name, utterances, "test")],
                             _default_label_set(label_set), worker.summary(_single_speaker(options)),
-                            worker.seconds)
+                            worker.seconds, tuple(worker.wavs))
 
 
 def _load_conversation(path: Path, options: _Options, workdir,
                        label_set: str | None) -> PredictInput:
     from lantern.data.conversation import load_conversation
 
-    dataset = load_conversation(path, label_set=label_set)
+    dataset = load_conversation(path, label_set=label_set, max_text_chars=options.max_text_chars,
+                                max_utterances=options.max_utterances,
+                                media_paths=options.media_paths)
     dialogues = dataset.dialogues("test")
     jobs = []  # (utterance, media path, start, end)
     total = 0.0
@@ -327,10 +380,14 @@ def _load_conversation(path: Path, options: _Options, workdir,
             continue  # image-only utterance: nothing to transcribe
         where = {"path": path, "line": u.meta.get("line"), "field": key}
         media = Path(u.media[key])
+        # Say what the file wrote and where it led (relative to the file's folder, links
+        # followed), so nobody mistakes which file on this machine is meant.
+        given = u.meta.get("media_given", {}).get(key, str(media))
+        shown = repr(given) if given == str(media) else f"{given!r} (resolved to {media})"
         if not media.is_file():
-            raise DataError(f"utterance {u.id}: {key} file not found: {media}", **where)
+            raise DataError(f"utterance {u.id}: {key} file {shown} not found", **where)
         if media.suffix.lower() not in MEDIA_SUFFIXES:
-            raise DataError(f"utterance {u.id}: unsupported {key} file type "
+            raise DataError(f"utterance {u.id}: {key} file {shown}: unsupported file type "
                             f"{media.suffix!r}; supported: {supported_suffixes()}", **where)
         try:
             info = _probe_audio(media)
@@ -346,6 +403,8 @@ def _load_conversation(path: Path, options: _Options, workdir,
             total += max(0.0, (min(end, info.duration or end)) - (u.start or 0.0))
         jobs.append((u, media, u.start, u.end))
     check_duration(total, options.max_duration_s, path=path, what="the audio to transcribe")
+    if not jobs:   # nothing to transcribe: no work folder
+        return PredictInput(path, "conversation", dialogues, dataset.label_set)
     with _workdir(workdir) as (work, keep):
         worker = _Transcriber(options, work, keep)
         for u, media, start, end in jobs:
@@ -355,8 +414,9 @@ def _load_conversation(path: Path, options: _Options, workdir,
             u.meta.update(_utterance_transcript(transcript, wav, keep))
         summary = worker.summary("from the conversation file")
         return PredictInput(path, "conversation", dialogues, dataset.label_set, summary,
-                            worker.seconds)
+                            worker.seconds, tuple(worker.wavs))
 
 
 __all__ = ["KINDS", "PredictInput", "load_input", "natural_key", "DEFAULT_SPEAKER",
-           "DEFAULT_MAX_DURATION_S"]
+           "DEFAULT_MAX_DURATION_S", "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_MAX_UTTERANCES",
+           "DEFAULT_MAX_INPUT_BYTES"]

@@ -1,16 +1,35 @@
-"""The prediction document (``docs/predict-output.md``) and its three files: JSON, CSV, HTML."""
+"""The prediction document (``docs/predict-output.md``) and its three files: JSON, CSV, HTML.
+
+The files of one run are written as one set: each goes to a temporary file first, then all
+are renamed into place and ``manifest.json`` (their sizes and sha256) is written last. The
+old manifest is removed before the first rename, so a folder whose ``manifest.json`` exists
+and matches its files holds one complete run (:func:`read_manifest` checks this), whatever
+moment a previous run was killed at. Temporary files a killed run left are removed by the
+next run into the same folder.
+
+>>> spreadsheet_safe("=SUM(A1:A9)"), spreadsheet_safe("-1"), spreadsheet_safe("Hi"), spreadsheet_safe(-1.5)
+("'=SUM(A1:A9)", "'-1", 'Hi', -1.5)
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from lantern.paths import atomic_write_text
+import lantern
+
+OUTPUT_FILES = ("predictions.json", "predictions.csv", "report.html")
+MANIFEST = "manifest.json"
+#: Leading characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 # Readable names of the short IEMOCAP class codes; other label sets already use words.
 READABLE = {"hap": "happy", "sad": "sad", "neu": "neutral", "ang": "angry", "exc": "excited",
@@ -44,9 +63,10 @@ def build_document(rows: list[dict], inp, label_set, vad_scale, model_info: dict
         utterances.append(item)
     llm = None
     if llm_summary is not None:
-        keys = ("t", "window", "stride", "calls", "requests", "prompt_tokens", "completion_tokens",
-                "seconds", "cache_hits", "validation_failures", "parse_failures", "fallbacks",
-                "renormalised_answers", "template_hash")
+        keys = ("answer", "answer_note", "t", "window", "stride", "calls", "requests", "prompt_tokens",
+                "reused_prompt_tokens", "decode_steps", "completion_tokens", "seconds", "cache_hits",
+                "validation_failures", "parse_failures", "fallbacks", "low_mass_slots",
+                "mean_label_mass", "renormalised_answers", "template_hash", "merger")
         llm = {"backend": llm_summary.get("backend"), "model": llm_summary.get("model_id"),
                **{k: llm_summary.get(k) for k in keys}}
     return {
@@ -84,6 +104,15 @@ def scores(utterances: list[dict], classes: list[str]) -> dict | None:
     return out
 
 
+def spreadsheet_safe(value):
+    """A text cell that no spreadsheet runs as a formula: one starting with ``= + - @``, tab or
+    carriage return gets a leading ``'`` (what OWASP recommends; spreadsheets hide it).
+    Numbers are left alone: they are written by us, not taken from the input."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def to_csv(document: dict) -> str:
     classes = document["classes"]
     header = ["dialogue_id", "utterance_id", "turn", "speaker", "start", "end", "text", "label",
@@ -94,8 +123,10 @@ def to_csv(document: dict) -> str:
     writer.writerow(header)
     for u in document["utterances"]:
         ref = u["refined"] or {}
-        writer.writerow([u["dialogue_id"], u["utterance_id"], u["turn"], u["speaker"],
-                         _blank(u["start"]), _blank(u["end"]), u["text"], _blank(u["label"]),
+        safe = spreadsheet_safe
+        writer.writerow([safe(u["dialogue_id"]), safe(u["utterance_id"]), u["turn"],
+                         safe(u["speaker"]), _blank(u["start"]), _blank(u["end"]),
+                         safe(u["text"]), _blank(u["label"]),
                          u["vanilla"]["label"], ref.get("label", ""), u["final"],
                          *(round(u["vad"][k], 4) for k in ("valence", "arousal", "dominance")),
                          *(u["vanilla"]["probs"][c] for c in classes),
@@ -107,14 +138,95 @@ def _blank(value):
     return "" if value is None else value
 
 
-def write_outputs(document: dict, out_dir: str | Path, report: bool = True):
-    """Write predictions.json, predictions.csv and (unless ``report=False``) report.html."""
-    out_dir = Path(out_dir)
-    json_path, csv_path = out_dir / "predictions.json", out_dir / "predictions.csv"
-    atomic_write_text(json_path, json.dumps(document, indent=2, ensure_ascii=False, default=str))
-    atomic_write_text(csv_path, to_csv(document))
-    report_path = None
+def render_outputs(document: dict, report: bool = True) -> dict[str, bytes]:
+    """The bytes of every output file, by name (report.html only with ``report``)."""
+    files = {"predictions.json": json.dumps(document, indent=2, ensure_ascii=False,
+                                            default=str).encode("utf-8"),
+             "predictions.csv": to_csv(document).encode("utf-8")}
     if report:
-        from lantern.evaluation.html_report import write_report
-        report_path = write_report(document, out_dir / "report.html")
-    return json_path, csv_path, report_path
+        from lantern.evaluation.html_report import render_report
+        files["report.html"] = render_report(document).encode("utf-8")
+    return files
+
+
+def write_outputs(document: dict, out_dir: str | Path, report: bool = True,
+                  files: dict[str, bytes] | None = None):
+    """Write predictions.json, predictions.csv, (unless ``report=False``) report.html and last
+    manifest.json as one set (see the module docstring). ``files``: already rendered bytes.
+    A report.html of an earlier run is removed when this run writes none."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
+    files = files if files is not None else render_outputs(document, report)
+    temporaries = {}
+    try:
+        for name, data in files.items():
+            temporaries[name] = _temporary(out_dir / name)
+            temporaries[name].write_bytes(data)
+        (out_dir / MANIFEST).unlink(missing_ok=True)   # from here until the end: no complete set
+        for name, tmp in temporaries.items():
+            os.replace(tmp, out_dir / name)
+    except BaseException:
+        for tmp in temporaries.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    for name in OUTPUT_FILES:
+        if name not in files:
+            (out_dir / name).unlink(missing_ok=True)
+    manifest = {"lantern_version": lantern.__version__, "created": document.get("created"),
+                "files": {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                          for name, data in files.items()}}
+    from lantern.paths import atomic_write_text
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    report_path = out_dir / "report.html" if "report.html" in files else None
+    return out_dir / "predictions.json", out_dir / "predictions.csv", report_path
+
+
+def read_manifest(out_dir: str | Path) -> dict | None:
+    """The manifest of ``out_dir`` when it and every file it lists are complete and match
+    (sizes and sha256), else None: then the folder holds no complete run."""
+    out_dir = Path(out_dir)
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+        for name, entry in manifest["files"].items():
+            if name not in OUTPUT_FILES:
+                return None
+            data = (out_dir / name).read_bytes()
+            if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return manifest
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+_TEMPORARY_RE = re.compile(r"\.(?P<name>[\w.]+)\.(?P<pid>\d+)\.tmp")
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Remove the ``.<output>.<pid>.tmp`` files that runs killed while writing left behind
+    (those of a process still running are kept: it may be writing them now)."""
+    removed = []
+    for path in out_dir.glob(".*.tmp"):
+        m = _TEMPORARY_RE.fullmatch(path.name)
+        if not m or m["name"] not in (*OUTPUT_FILES, MANIFEST) or path.is_symlink():
+            continue
+        pid = int(m["pid"])
+        if pid != os.getpid() and _process_alive(pid):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True   # someone else's process (or an odd pid): do not touch its files
+    return True
