@@ -12,7 +12,7 @@ import torch
 
 from lantern.errors import ConfigError, DataError
 from lantern.fusion import MERGERS, load_merger, make_merger
-from lantern.fusion.mergers import (AttentionMerger, FusionInputs, LLMOnlyMerger, Merger,
+from lantern.fusion.mergers import (AttentionMerger, FusionInputs, LLMOnlyMerger, Merger, ProductMerger,
                                     PositionMerger, SplitLeakageError, UniformMerger,
                                     VanillaOnlyMerger, answer_record, central_field_index,
                                     group_answer_rows)
@@ -441,3 +441,64 @@ def test_subset(small):
     assert s.n == 3 and s.classes == small.classes
     np.testing.assert_array_equal(s.answers, small.answers[idx])
     assert s.dialogue_ids == tuple(small.dialogue_ids[i] for i in idx)
+
+
+# ----------------------------------------------------- log-linear pooling, product, out-of-fold guard
+
+def test_product_is_the_geometric_mean_of_vanilla_and_the_mean_answer(small):
+    p = ProductMerger().predict_proba(small)
+    expected = np.sqrt(small.vanilla * small.answers.mean(1))
+    np.testing.assert_allclose(p, expected / expected.sum(1, keepdims=True), rtol=1e-9)
+    np.testing.assert_allclose(ProductMerger(vanilla_weight=1.0).predict_proba(small), small.vanilla, rtol=1e-9)
+    with pytest.raises(ValueError):
+        ProductMerger(vanilla_weight=1.5)
+
+
+@pytest.mark.parametrize("name", ["attention", "position"])
+def test_log_linear_pooling_learns_the_informative_field(name, informative):
+    train, test = informative
+    m = make_merger(name, pooling="log-linear", **LEARN).fit(train, "validation")
+    assert accuracy(m.predict_proba(test), test) > 0.95
+    np.testing.assert_allclose(m.predict_proba(test).sum(1), 1.0, rtol=1e-6)
+
+
+def test_log_linear_attention_starts_near_the_vanilla_model(small):
+    m = AttentionMerger(max_epochs=0, guard=False, vanilla_bias=12.0, pooling="log-linear").fit(small, "validation")
+    np.testing.assert_allclose(m.predict_proba(small), small.vanilla, atol=1e-3)
+    with pytest.raises(ValueError, match="pooling"):
+        AttentionMerger(pooling="max")
+
+
+def test_out_of_fold_guard_judges_every_labelled_utterance(informative, noise):
+    train, _ = informative
+    m = AttentionMerger(guard_folds=3, **LEARN).fit(train, "validation")
+    guard = m.state["guard"]
+    assert "3-fold" in guard["judged_on"] and guard["beats_fallback"] and not m.state["uses_fallback"]
+    assert guard["holdout"]["fused"]["accuracy"] > guard["holdout"]["fallback"]["accuracy"]
+    noisy, _ = noise
+    bad = AttentionMerger(guard_folds=3, **LEARN).fit(noisy, "validation")
+    assert bad.state["uses_fallback"] or bad.state["guard"]["holdout"]["fused"]["accuracy"] >= \
+        bad.state["guard"]["holdout"]["fallback"]["accuracy"]
+
+
+def test_round_trip_of_a_log_linear_merger(informative, tmp_path):
+    train, test = informative
+    m = AttentionMerger(pooling="log-linear", **LEARN).fit(train, "validation")
+    m.save_pretrained(tmp_path / "m")
+    again = load_merger(tmp_path / "m")
+    np.testing.assert_allclose(again.predict_proba(test), m.predict_proba(test), rtol=1e-6)
+
+
+def test_selection_on_validation_chooses_calibration_and_pooling(informative):
+    from lantern.fusion.calibration import calibrate
+    from lantern.pipeline import select_on_validation
+
+    train, _ = informative
+    by_cal = {c: calibrate(train, c) for c in ("none", "batch")}
+    fixed = select_on_validation("uniform", {}, by_cal, ["linear", "log-linear"])
+    assert set(fixed["candidates"]) == {"none", "batch"} and fixed["criterion"] == "validation accuracy"
+    learned = select_on_validation("attention", dict(LEARN), by_cal, ["linear", "log-linear"])
+    assert set(learned["candidates"]) == {"none/linear", "none/log-linear", "batch/linear", "batch/log-linear"}
+    best = min(learned["candidates"].values(), key=lambda c: c["holdout_nll"])
+    assert learned["chosen"] == best
+    assert select_on_validation("vanilla-only", {}, by_cal, [])["chosen"] == {"calibration": "none"}

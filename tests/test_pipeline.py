@@ -14,7 +14,7 @@ from lantern.llm.base import LLM
 from lantern.pipeline import run_pipeline
 from test_llm import require_llm_runtime
 
-VARIANTS = ["vanilla-only", "llm-only", "uniform", "position", "attention"]
+VARIANTS = ["vanilla-only", "llm-only", "uniform", "product", "position", "attention"]
 
 
 class InterruptAfter(LLM):
@@ -24,7 +24,7 @@ class InterruptAfter(LLM):
     backend = "embedded"
 
     def __init__(self, llm, n):
-        self.llm, self.n, self.calls = llm, n, 0
+        self.llm, self.n, self.calls, self.slot_calls = llm, n, 0, 0
 
     @property
     def model_id(self):
@@ -44,6 +44,7 @@ class InterruptAfter(LLM):
 
     def read_slots(self, request):
         self._count()
+        self.slot_calls += 1
         return self.llm.read_slots(request)
 
 
@@ -67,6 +68,8 @@ def config(tmp_path, data_root, *extra):
         "llm.model=smollm2-135m", "fields.window=4", "fields.stride=2", "prompt.max_retries=1",
         "vanilla.config=iemocap-context.yaml",
         f"vanilla.overrides=[dataset.label_set=4way-drop, training.epochs=2, 'dataset.data_root={data_root}']",
+        # every selection path, on a budget: 2 folds, short fits
+        "fusion.options={position: {guard_folds: 2, max_epochs: 40}, attention: {guard_folds: 2, max_epochs: 40}}",
         *extra])
 
 
@@ -89,12 +92,14 @@ def test_pipeline_end_to_end_and_resume_without_repeating_calls(tmp_path, data_r
     killed = InterruptAfter(smol, 3)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(cfg, limit=1, progress=False, results_dir=results_dir, llm=killed)
-    assert len((folder / "valid.jsonl").read_text().splitlines()) == 1 + 3   # header + 3 answers
-    # ... resumes: the 3 answers come from the answer file, the rest are asked once.
+    # (one of the 3 was the prompt-speed check taken at the start of the run)
+    stored = killed.slot_calls
+    assert stored == 2 and len((folder / "valid.jsonl").read_text().splitlines()) == 1 + stored
+    # ... resumes: the stored answers come from the answer file, the rest are asked once.
     counting = Counting(smol)
     first = run_pipeline(cfg, limit=1, progress=False, results_dir=results_dir, llm=counting)
     assert [r["variant"] for r in first] == [v + "-t2" for v in VARIANTS]
-    assert counting.calls == requests_made(folder) - 3
+    assert counting.slot_calls == requests_made(folder) - stored
 
     llm_block = first[0]["llm"]
     assert llm_block["t"] == 2 and llm_block["answer"] == "logprobs" and llm_block["fields"] > 0
@@ -103,7 +108,8 @@ def test_pipeline_end_to_end_and_resume_without_repeating_calls(tmp_path, data_r
         assert r["method"] == "lantern" and r["selection_split"] == "valid"
         assert r["calibration"]["chosen"] in ("none", "batch", "contextual")
         assert (results_dir / f"iemocap-4way-drop-context-lantern-{r['variant']}-limit1.json").exists()
-    assert first[4]["seeds"] == [0, 1, 2] and len(first[4]["metrics"]["accuracy"]["per_seed"]) == 3
+    assert first[5]["seeds"] == [0, 1, 2] and len(first[5]["metrics"]["accuracy"]["per_seed"]) == 3
+    assert "2-fold" in first[5]["merger_state"][0]["guard"]["judged_on"]
     # vanilla-only reproduces the vanilla model: zero gain by construction.
     assert first[0]["gain_vs_vanilla"]["accuracy"]["delta"] == 0
 
@@ -125,7 +131,9 @@ def test_pipeline_end_to_end_and_resume_without_repeating_calls(tmp_path, data_r
     overrides = [a for o in [f"output_dir={tmp_path / 'run'}", f"answers_root={tmp_path / 'answers'}",
                              "llm.model=smollm2-135m", "fields.window=4", "fields.stride=2",
                              "vanilla.config=iemocap-context.yaml",
-                             "vanilla.overrides=[dataset.label_set=4way-drop]"] for a in ("--set", o)]
+                             "vanilla.overrides=[dataset.label_set=4way-drop]",
+                             "fusion.options={position: {guard_folds: 2, max_epochs: 40}, "
+                             "attention: {guard_folds: 2, max_epochs: 40}}"] for a in ("--set", o)]
     out = subprocess.run([sys.executable, "-c", code, "fuse", str(REPO / "configs" / "lantern-iemocap.yaml"),
                           *overrides, "--limit", "1", "--results-dir", str(tmp_path / "rebuilt")],
                          capture_output=True, text=True, timeout=600)

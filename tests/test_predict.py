@@ -294,3 +294,46 @@ def test_cli_prints_refinement_failures_and_fallbacks(tmp_path, capsys):
     # cached failures as answers.
     assert cli_main(args) == 2
     assert "does not answer" in capsys.readouterr().err
+
+
+def _fitted_attention_for_6way():
+    """An attention merger fitted on made-up inputs: the test needs one, not a good one."""
+    import numpy as np
+
+    from lantern.data.labels import IEMOCAP_6WAY
+    from lantern.fusion import make_merger
+    from lantern.fusion.mergers import FusionInputs
+
+    rng = np.random.default_rng(0)
+    n, t, k = 40, 2, 6
+    x = FusionInputs(vanilla=rng.dirichlet(np.ones(k), n), vad=np.full((n, 3), 3.0),
+                     answers=rng.dirichlet(np.ones(k), (n, t)), position=rng.random((n, t)),
+                     n_before=np.ones((n, t), int), n_after=np.ones((n, t), int),
+                     clipped=np.zeros((n, t), bool), labels=rng.integers(0, k, n),
+                     classes=IEMOCAP_6WAY.classes, dialogue_ids=tuple(f"d{i // 8}" for i in range(n)))
+    return make_merger("attention", max_epochs=3, guard=False).fit(x, "validation")
+
+
+@pytest.mark.slow
+def test_predict_uses_the_merger_shipped_for_its_llm(tmp_path, smol):
+    import shutil
+
+    from lantern.predict.merger import CALIBRATION_FILE, merger_name
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(shipped_model_dir(), model_dir, ignore=shutil.ignore_patterns("mergers"))
+    target = model_dir / "mergers" / merger_name("smollm2-135m", "logprobs", 4, 2)
+    _fitted_attention_for_6way().save_pretrained(target)
+    calibration = {"method": "batch", "prior": [1 / 6] * 6, "llm_model_id": smol.model_id,
+                   "trained_on": "made-up inputs"}
+    (target / CALIBRATION_FILE).write_text(json.dumps(calibration))
+    settings = PredictSettings(model=str(model_dir), llm="embedded", progress=False, window=4,
+                               stride=2, llm_cache=str(tmp_path / "llm.sqlite"))
+    doc = predict(EXAMPLE, tmp_path / "a", settings, llm=smol).document
+    assert doc["llm"]["merger"]["type"] == "attention" and doc["llm"]["answer"] == "logprobs"
+    for u in doc["utterances"]:
+        assert abs(sum(u["refined"]["probs"].values()) - 1) < 1e-6
+    # Trained for another LLM file: not used; the refined prediction is the mean of the fields.
+    (target / CALIBRATION_FILE).write_text(json.dumps({**calibration, "llm_model_id": "other@0"}))
+    doc = predict(EXAMPLE, tmp_path / "b", settings, llm=smol).document
+    assert doc["llm"]["merger"]["type"] == "uniform" and "no merger" in doc["llm"]["merger"]["why"]

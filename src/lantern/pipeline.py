@@ -436,7 +436,45 @@ def fusion_inputs(folder: Path, split: str):
     return FusionInputs.from_records(rows, grouped, classes=header["classes"]), header
 
 
-FIXED_MERGERS = ("vanilla-only", "llm-only", "uniform")
+FIXED_MERGERS = ("vanilla-only", "llm-only", "uniform", "product")
+POOLINGS = ("linear", "log-linear")
+DEFAULT_VARIANTS = ("vanilla-only", "llm-only", "uniform", "product", "position", "attention")
+
+
+def select_on_validation(variant: str, options: dict, fit_by_cal: dict, poolings) -> dict:
+    """The calibration (and, for learned mergers, the pooling) a merger uses, chosen on the
+    validation split only: a fixed merger by its accuracy there; a learned one by the NLL
+    of its seed-0 fit on the validation dialogues it holds out (the same dialogues for every
+    candidate, since the hold-out depends on the seed alone). Ties keep the earlier candidate
+    (none < batch < contextual; linear < log-linear)."""
+    from lantern.evaluation.metrics import accuracy
+    from lantern.fusion import make_merger
+
+    if variant == "vanilla-only":
+        return {"criterion": "none (the vanilla model)", "candidates": {},
+                "chosen": {"calibration": "none"}}
+    candidates: dict[str, dict] = {}
+    learned = variant not in FIXED_MERGERS
+    for cal, x in fit_by_cal.items():
+        for pooling in (poolings if learned and "pooling" not in options else [None]):
+            merger = make_merger(variant, **{**options, **({"pooling": pooling} if pooling else {}),
+                                             **({"seed": 0} if learned else {})})
+            merger.fit(x, FUSION_SPLIT)
+            name = cal + (f"/{pooling}" if pooling else "")
+            if learned:
+                held = merger.state["guard"]["holdout"]["fused"]
+                candidates[name] = {"calibration": cal, "pooling": pooling, "holdout_nll": held["nll"],
+                                    "holdout_accuracy": held["accuracy"]}
+            else:
+                candidates[name] = {"calibration": cal, "valid_accuracy":
+                                    accuracy(x.labels, merger.predict_proba(x).argmax(1))}
+    if learned:
+        best = min(candidates, key=lambda k: candidates[k]["holdout_nll"])
+        criterion = "held-out validation NLL of the seed-0 fit"
+    else:
+        best = max(candidates, key=lambda k: candidates[k]["valid_accuracy"])
+        criterion = "validation accuracy"
+    return {"criterion": criterion, "candidates": candidates, "chosen": candidates[best]}
 MERGER_SEEDS = (0, 1, 2)
 COST_KEYS = ("fields", "requests", "prompt_tokens", "reused_prompt_tokens", "decode_steps",
              "completion_tokens", "seconds", "fallbacks", "low_mass_slots", "unread_slots",
@@ -453,7 +491,7 @@ def stage_fuse(cfg: dict, predictions: Path | None = None, limit: int | None = N
     from lantern.evaluation.metrics import classification_report, paired_bootstrap
     from lantern.evaluation.results import git_commit, peak_memory_mb, write_result
     from lantern.fusion import make_merger
-    from lantern.fusion.calibration import CALIBRATIONS, calibrate, choose_calibration, prior_for
+    from lantern.fusion.calibration import CALIBRATIONS, calibrate, prior_for
     from lantern.models.base import library_versions
 
     settings = refine_settings(cfg)
@@ -461,11 +499,12 @@ def stage_fuse(cfg: dict, predictions: Path | None = None, limit: int | None = N
     fit_raw, header = fusion_inputs(folder, FUSION_SPLIT)
     test_raw, test_header = fusion_inputs(folder, "test")
     fusion_cfg = cfg.get("fusion") or {}
-    calibration = (choose_calibration(fit_raw, header, fusion_cfg.get("calibrations", CALIBRATIONS))
-                   if header.get("mode") == "logprobs" else {"chosen": "none", "valid_accuracy_of_uniform": {}})
-    method = calibration["chosen"]
-    fit_inputs = calibrate(fit_raw, method, prior_for(method, header))
-    test_inputs = calibrate(test_raw, method, prior_for(method, test_header))
+    calibrations = (list(fusion_cfg.get("calibrations", CALIBRATIONS)) if header.get("mode") == "logprobs"
+                    else ["none"])
+    calibrations = [c for c in calibrations if c != "contextual" or header.get("content_free") is not None]
+    fit_by_cal = {c: calibrate(fit_raw, c, prior_for(c, header)) for c in calibrations}
+    test_by_cal = {c: calibrate(test_raw, c, prior_for(c, test_header)) for c in calibrations}
+    test_inputs = test_raw
     classes = list(header["classes"])
     y = np.asarray(test_inputs.labels)
     vanilla_pred = test_inputs.vanilla.argmax(1)
@@ -476,12 +515,17 @@ def stage_fuse(cfg: dict, predictions: Path | None = None, limit: int | None = N
     seeds = [int(x) for x in fusion_cfg.get("seeds", MERGER_SEEDS)]
     suffix = settings.variant_suffix + ("" if settings.t == 3 else f"-t{settings.t}")
     results = []
-    for variant in fusion_cfg.get("variants", ["vanilla-only", "llm-only", "uniform", "position", "attention"]):
+    poolings = list(fusion_cfg.get("poolings", POOLINGS))
+    for variant in fusion_cfg.get("variants", DEFAULT_VARIANTS):
         start = time.perf_counter()
         run_seeds = [0] if variant in FIXED_MERGERS else seeds
+        base_options = dict((fusion_cfg.get("options") or {}).get(variant, {}))
+        selection = select_on_validation(variant, base_options, fit_by_cal, poolings)
+        chosen = selection["chosen"]
+        fit_inputs, test_inputs = fit_by_cal[chosen["calibration"]], test_by_cal[chosen["calibration"]]
         preds, reports, states = [], [], []
         for seed in run_seeds:
-            options = dict((fusion_cfg.get("options") or {}).get(variant, {}))
+            options = {**base_options, **({"pooling": chosen["pooling"]} if chosen.get("pooling") else {})}
             if variant not in FIXED_MERGERS:
                 options.setdefault("seed", seed)
             merger = make_merger(variant, **options)
@@ -491,6 +535,7 @@ def stage_fuse(cfg: dict, predictions: Path | None = None, limit: int | None = N
             preds.append(pred)
             reports.append(classification_report(y, pred, classes))
             states.append(getattr(merger, "state", None))
+        calibration = {"chosen": chosen["calibration"], "selection": selection}
         gain = {m: paired_bootstrap(y, vanilla_pred, np.stack(preds), m, n_boot=1000, seed=0,
                                     n_classes=len(classes))
                 for m in ("accuracy", "weighted_f1")}

@@ -226,13 +226,20 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     return "".join(parts)
 
 
-LANTERN_VARIANT_ORDER = ("vanilla-only", "llm-only", "uniform", "position", "attention")
+LANTERN_VARIANT_ORDER = ("vanilla-only", "llm-only", "uniform", "product", "position", "attention")
 
 
 def _variant_key(variant: str) -> tuple:
     base = variant.split("-no-")[0].split("-t")[0]
     rank = LANTERN_VARIANT_ORDER.index(base) if base in LANTERN_VARIANT_ORDER else len(LANTERN_VARIANT_ORDER)
     return (rank, variant)
+
+
+def _calibration(cal: dict) -> str:
+    """``batch`` or ``none · log-linear``: the calibration (and pooling) chosen on validation."""
+    chosen = (cal.get("selection") or {}).get("chosen") or {}
+    pooling = chosen.get("pooling")
+    return str(cal.get("chosen", MISSING)) + (f" · {pooling}" if pooling else "")
 
 
 def _render_lantern(rows: Sequence[dict]) -> str:
@@ -243,7 +250,7 @@ def _render_lantern(rows: Sequence[dict]) -> str:
     for r in rows:
         groups.setdefault((_key(r.get("dataset")), _key(r.get("label_set")), _key(r.get("split"))), []).append(r)
     header = ["vanilla model", "variant", "accuracy", "weighted F1", "Δ accuracy [95% CI]",
-              "Δ weighted F1 [95% CI]", "seeds", "calibration", "t", "answer", "prompt tok/utt",
+              "Δ weighted F1 [95% CI]", "seeds", "calibration · pooling", "t", "answer", "prompt tok/utt",
               "decode steps/utt", "label mass", "LLM s ÷ token cost", "fallbacks", "commit"]
     parts = ["\n## Lantern (LLM refinement) · gains over each vanilla model\n\n"
              "Mergers are fitted on the validation split's LLM answers only; Δ is the paired "
@@ -265,7 +272,7 @@ def _render_lantern(rows: Sequence[dict]) -> str:
             cells = [_cell(r.get("model", MISSING)), _cell(r.get("variant", MISSING)),
                      _mean_std(metrics.get("accuracy")), _mean_std(metrics.get("weighted_f1")),
                      _gain(gain.get("accuracy")), _gain(gain.get("weighted_f1")),
-                     _n_seeds(r.get("seeds")), _cell(cal.get("chosen", MISSING)),
+                     _n_seeds(r.get("seeds")), _cell(_calibration(cal)),
                      _integer(llm.get("t")), _cell(llm.get("answer", MISSING)),
                      _fixed(llm.get("prompt_tokens_per_utterance"), 1),
                      _fixed(llm.get("decode_steps_per_utterance"), 2),

@@ -7,6 +7,7 @@ vector. The mergers are registered by name (the ablations every benchmark report
 - ``vanilla-only``: the vanilla probabilities, unchanged;
 - ``llm-only``: the answer of the one field where the utterance is most central;
 - ``uniform``: the mean of the t answers;
+- ``product``: the geometric mean of the vanilla prediction and the mean answer (fixed 50/50);
 - ``position``: learned weights over the t answers from position features only;
 - ``attention``: the receptive-field-aware attention, with the vanilla answer as an extra
   slot, initialised at and guarded by the vanilla model.
@@ -15,7 +16,7 @@ Learned mergers are fitted on the **validation** split's LLM answers, never on t
 (``fit`` refuses ``split_name="test"``). Inputs are a :class:`FusionInputs`.
 
 >>> MERGERS.names()
-['attention', 'llm-only', 'position', 'uniform', 'vanilla-only']
+['attention', 'llm-only', 'position', 'product', 'uniform', 'vanilla-only']
 >>> make_merger("uniform").name
 'uniform'
 """
@@ -31,6 +32,7 @@ MERGERS = Registry("merger")
 MERGERS.register("vanilla-only", "lantern.fusion.mergers:VanillaOnlyMerger")
 MERGERS.register("llm-only", "lantern.fusion.mergers:LLMOnlyMerger")
 MERGERS.register("uniform", "lantern.fusion.mergers:UniformMerger")
+MERGERS.register("product", "lantern.fusion.mergers:ProductMerger")
 MERGERS.register("position", "lantern.fusion.mergers:PositionMerger")
 MERGERS.register("attention", "lantern.fusion.mergers:AttentionMerger")
 

@@ -54,7 +54,7 @@ from lantern.paths import atomic_write_text
 
 __all__ = ["FusionInputs", "SplitLeakageError", "check_fit_split", "answer_record",
            "group_answer_rows", "central_field_index", "Merger", "VanillaOnlyMerger",
-           "LLMOnlyMerger", "UniformMerger", "PositionMerger", "AttentionMerger"]
+           "LLMOnlyMerger", "UniformMerger", "ProductMerger", "PositionMerger", "AttentionMerger"]
 
 _SUM_TOLERANCE = 1e-3   # probability rows may drift this much from 1 (rounding) before we object
 
@@ -463,6 +463,35 @@ class UniformMerger(Merger):
         return inputs.answers.mean(axis=1)
 
 
+class ProductMerger(Merger):
+    """The geometric mean of the vanilla prediction and the mean of the t answers,
+    P ∝ p^w · (mean_r q_r)^(1-w) with ``w = 0.5`` fixed in advance (the weight of the probe
+    that motivated log-probability answers, not tuned here): nothing is learned, so it shows
+    what the LLM's answers add to the vanilla model with no fitting at all.
+
+    >>> x = FusionInputs(vanilla=np.array([[0.8, 0.2]]), vad=None, answers=np.array([[[0.2, 0.8]]]),
+    ...                  position=np.zeros((1, 1)), n_before=np.zeros((1, 1), int),
+    ...                  n_after=np.zeros((1, 1), int), clipped=np.zeros((1, 1), bool))
+    >>> ProductMerger().predict_proba(x).round(3)
+    array([[0.5, 0.5]])
+    """
+
+    name = "product"
+
+    def __init__(self, vanilla_weight: float = 0.5):
+        super().__init__()
+        if not 0.0 <= float(vanilla_weight) <= 1.0:
+            raise ValueError(f"vanilla_weight must be in [0, 1]; got {vanilla_weight}")
+        self.options = {"vanilla_weight": float(vanilla_weight)}
+
+    def _predict_proba(self, inputs: FusionInputs) -> np.ndarray:
+        w = self.options["vanilla_weight"]
+        log_p = (w * np.log(np.clip(inputs.vanilla, 1e-12, None))
+                 + (1 - w) * np.log(np.clip(inputs.answers.mean(axis=1), 1e-12, None)))
+        p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+
 # --------------------------------------------------------------------- learned mergers
 
 def _entropy(p: np.ndarray) -> np.ndarray:
@@ -482,8 +511,15 @@ class _SlotScorer(nn.Module):
     only moves away from it as far as the data pushes it.
     """
 
-    def __init__(self, n_features: int, hidden: int, vanilla_bias: float | None):
+    def __init__(self, n_features: int, hidden: int, vanilla_bias: float | None,
+                 n_classes: int | None = None):
         super().__init__()
+        # Log-linear pooling only: a sharpness (log beta, starts at 1) and a per-class bias
+        # (a learned calibration, starts at 0).
+        self.log_linear = n_classes is not None
+        if self.log_linear:
+            self.log_beta = nn.Parameter(torch.zeros(()))
+            self.class_bias = nn.Parameter(torch.zeros(int(n_classes)))
         if hidden > 0:
             self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.Tanh(),
                                      nn.Linear(hidden, 1))
@@ -504,6 +540,9 @@ class _SlotScorer(nn.Module):
 
 
 _GUARD_METRICS = ("nll+accuracy", "nll", "accuracy", "weighted_f1")
+#: how the slots' distributions are combined: a mixture Σ α q (``linear``) or a weighted
+#: product ∝ Π q^(β α) with a class bias (``log-linear``)
+POOLINGS = ("linear", "log-linear")
 
 
 class _LearnedMerger(Merger):
@@ -519,7 +558,9 @@ class _LearnedMerger(Merger):
     ``guard_metric``: ``"nll+accuracy"`` (default: lower held-out NLL *and* strictly
     higher held-out accuracy than the fallback), ``"nll"``, ``"accuracy"`` or
     ``"weighted_f1"`` (strictly higher); ``seed``; ``vad_scale`` (the dataset's
-    dimension-score range, mapped to [-1, 1]).
+    dimension-score range, mapped to [-1, 1]); ``pooling`` (:data:`POOLINGS`);
+    ``guard_folds`` (> 1: the guard and the reported hold-out scores come from k-fold
+    out-of-fold predictions over all labelled fitting dialogues instead of one hold-out).
     """
 
     learned = True
@@ -528,8 +569,11 @@ class _LearnedMerger(Merger):
     def __init__(self, *, hidden: int = 0, lr: float = 0.01, weight_decay: float = 1e-3,
                  max_epochs: int = 400, patience: int = 40, holdout: float = 0.2,
                  guard: bool = True, guard_metric: str = "nll+accuracy", seed: int = 0,
-                 vad_scale: Sequence[float] = (1.0, 5.0)):
+                 vad_scale: Sequence[float] = (1.0, 5.0), pooling: str = "linear",
+                 guard_folds: int = 0):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}")
         if not 0.0 < holdout < 1.0:
             raise ValueError(f"holdout must be a fraction in (0, 1); got {holdout}")
         if guard_metric not in _GUARD_METRICS:
@@ -543,7 +587,7 @@ class _LearnedMerger(Merger):
                         "weight_decay": float(weight_decay), "max_epochs": int(max_epochs),
                         "patience": int(patience), "holdout": float(holdout),
                         "guard": bool(guard), "guard_metric": guard_metric, "seed": int(seed),
-                        "vad_scale": [lo, hi]}
+                        "vad_scale": [lo, hi], "pooling": pooling, "guard_folds": int(guard_folds)}
         self.net: _SlotScorer | None = None
 
     # -- subclass hooks
@@ -592,8 +636,17 @@ class _LearnedMerger(Merger):
 
     def _log_proba(self, feats: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         log_alpha = torch.log_softmax(self.net(feats), dim=1)            # (n, S)
+        log_q = torch.log(q.clamp_min(1e-12))
+        if self.net.log_linear:
+            # log P ∝ β Σ_r α_r log q_r + b: a weighted product of the answers (agreement
+            # sharpens, one confident dissent does not dominate) with a learned class bias.
+            z = torch.exp(self.net.log_beta) * (log_alpha.exp().unsqueeze(-1) * log_q).sum(1)
+            return torch.log_softmax(z + self.net.class_bias, dim=-1)
         # log P = logsumexp_r(log α_r + log q_r): stable where P is tiny.
-        return torch.logsumexp(log_alpha.unsqueeze(-1) + torch.log(q.clamp_min(1e-12)), dim=1)
+        return torch.logsumexp(log_alpha.unsqueeze(-1) + log_q, dim=1)
+
+    def _n_classes_if_log_linear(self) -> int | None:
+        return int(self.state["n_classes"]) if self.options.get("pooling") == "log-linear" else None
 
     def _fit(self, x: FusionInputs) -> None:
         opts = self.options
@@ -643,13 +696,42 @@ class _LearnedMerger(Merger):
                           epochs_run=epoch, holdout_nll=best_loss, uses_fallback=False)
         self._apply_guard(x, hold_idx)
 
+    def _out_of_fold(self, x: FusionInputs) -> tuple[np.ndarray, np.ndarray]:
+        """(labelled indices, fused probabilities for them), each predicted by a copy of this
+        merger fitted on the other ``guard_folds`` folds of whole dialogues."""
+        labelled = np.flatnonzero(x.labels >= 0)
+        groups = [x.dialogue_ids[i] if x.dialogue_ids else str(i) for i in labelled]
+        unique = sorted(set(groups))
+        if len(unique) < 2 * self.options["guard_folds"]:
+            # Too few dialogues for folds of whole dialogues (a small user set, a --limit
+            # run): fold utterances instead, as the single hold-out does; optimistic.
+            groups = [str(i) for i in labelled]
+            unique = sorted(set(groups))
+        rng = np.random.default_rng(self.options["seed"])
+        fold_of = {g: k % self.options["guard_folds"] for k, g in enumerate(rng.permutation(unique))}
+        folds = np.array([fold_of[g] for g in groups])
+        out = np.zeros((labelled.size, x.n_classes))
+        for k in range(self.options["guard_folds"]):
+            inner = type(self)(**{**self.options, "guard_folds": 0, "guard": False})
+            inner.fit(x.subset(labelled[folds != k]), "validation folds")
+            out[folds == k] = inner._fused(x.subset(labelled[folds == k]))
+        return labelled, out
+
     def _apply_guard(self, x: FusionInputs, hold_idx: np.ndarray) -> None:
         from lantern.evaluation.metrics import accuracy, weighted_f1
 
-        held = x.subset(hold_idx)
+        if self.options["guard_folds"] > 1:
+            # Judged out of fold over every labelled utterance: a validation split of a few
+            # dozen dialogues gives a single hold-out of one or two hundred turns, too few to
+            # tell a gain of a point or two from noise.
+            hold_idx, fused = self._out_of_fold(x)
+            held = x.subset(hold_idx)
+        else:
+            held = x.subset(hold_idx)
+            fused = self._fused(held)
         y = held.labels
         scores = {}
-        for which, p in (("fused", self._fused(held)), ("fallback", self._fallback(held))):
+        for which, p in (("fused", fused), ("fallback", self._fallback(held))):
             pred = p.argmax(axis=1)
             scores[which] = {"nll": _nll(p, y), "accuracy": accuracy(y, pred),
                              "weighted_f1": weighted_f1(y, pred, held.n_classes)}
@@ -666,7 +748,9 @@ class _LearnedMerger(Merger):
             beats = f[metric] > b[metric]
         enabled = self.options["guard"]
         self.state["guard"] = {"enabled": enabled, "metric": metric, "fallback": self.fallback_name,
-                               "beats_fallback": bool(beats), "holdout": scores}
+                               "beats_fallback": bool(beats), "holdout": scores,
+                               "judged_on": (f"{self.options['guard_folds']}-fold out-of-fold predictions"
+                                             if self.options["guard_folds"] > 1 else "the held-out part")}
         self.state["uses_fallback"] = bool(enabled and not beats)
 
     # -- prediction
@@ -732,7 +816,8 @@ class PositionMerger(_LearnedMerger):
         return feats, x.answers
 
     def _build_net(self, n_features: int) -> _SlotScorer:
-        return _SlotScorer(n_features, self.options["hidden"], vanilla_bias=None)
+        return _SlotScorer(n_features, self.options["hidden"], vanilla_bias=None,
+                           n_classes=self._n_classes_if_log_linear())
 
     def _fallback(self, x: FusionInputs) -> np.ndarray:
         return x.answers.mean(axis=1)
@@ -806,7 +891,8 @@ class AttentionMerger(_LearnedMerger):
 
     def _build_net(self, n_features: int) -> _SlotScorer:
         return _SlotScorer(n_features, self.options["hidden"],
-                           vanilla_bias=self.options["vanilla_bias"])
+                           vanilla_bias=self.options["vanilla_bias"],
+                           n_classes=self._n_classes_if_log_linear())
 
     def _fallback(self, x: FusionInputs) -> np.ndarray:
         return x.vanilla.copy()

@@ -153,7 +153,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
             timings["llm"] = 0.0
             if settings.llm != "off":
                 timings["llm"], (refined, llm_summary) = _timed(
-                    _refine, rows, label_set, settings, llm)
+                    _refine, rows, label_set, settings, llm, model_info)
 
             document = build_document(rows, inp, label_set, vad_scale, model_info, refined,
                                       llm_summary, timings, settings.display_name or input_path)
@@ -188,13 +188,15 @@ def _features(dialogues, spec, model, progress: bool) -> dict:
                            progress=progress)
 
 
-def _refine(rows: list[dict], label_set, settings: PredictSettings, llm):
-    """LLM answers for every receptive field; per utterance, the mean over its fields.
+def _refine(rows: list[dict], label_set, settings: PredictSettings, llm, model_info: dict | None = None):
+    """LLM answers for every receptive field, merged per utterance by the merger shipped for
+    this vanilla model and LLM (:mod:`.merger`), else by the mean over its fields.
     ``llm`` is open and stays open (the caller closes what it opened)."""
     import numpy as np
 
     from lantern.fusion.mergers import group_answer_rows
     from lantern.llm.cache import LLMCache
+    from lantern.predict.merger import find_shipped_merger
     from lantern.refine import RefineSettings, refine
 
     with LLMCache(settings.llm_cache) as cache:
@@ -204,9 +206,23 @@ def _refine(rows: list[dict], label_set, settings: PredictSettings, llm):
                            include_vad=settings.include_vad),
             label_set.descriptions, cache, settings.progress)
     summary.update(backend=settings.llm, model_id=llm.model_id)
+    grouped = group_answer_rows(records)
+    shipped = None
+    if model_info and settings.include_vad:
+        shipped = find_shipped_merger(model_info["path"], llm, summary["answer"], settings.window,
+                                      settings.stride)
+    keys = [(str(r["dialogue_id"]), str(r["utterance_id"])) for r in rows]
+    if shipped is not None:
+        fused = shipped.fuse(rows, grouped, label_set.classes)
+        summary["merger"] = shipped.describe()
+    else:
+        fused = np.array([np.mean([[a["probs"][c] for c in label_set.classes] for a in grouped[k]], axis=0)
+                          for k in keys])
+        summary["merger"] = {"name": "mean of the fields' answers", "type": "uniform",
+                             "why": "no merger is shipped for this vanilla model, LLM and settings"}
     refined = {}
-    for key, recs in group_answer_rows(records).items():
-        probs = np.mean([[r["probs"][c] for c in label_set.classes] for r in recs], axis=0)
+    for key, probs in zip(keys, fused):
+        recs = grouped[key]
         refined[key] = {"probs": dict(zip(label_set.classes, probs.tolist())),
                         "fields": len(recs), "valid_fields": sum(bool(r["valid"]) for r in recs)}
     return refined, summary

@@ -1,0 +1,125 @@
+"""Ship the merger of a Lantern run into the package, next to the vanilla model it refines.
+
+    python scripts/ship_merger.py configs/lantern-iemocap-text.yaml [--variant attention]
+
+Run it after `lantern fuse` of that config wrote its result files. It copies the merger of
+seed 0 (named before any result was seen: no seed is picked on test), writes
+`calibration.json` (the calibration chosen on validation and its prior, estimated on the
+validation answers) and a card generated from the run's result files, to
+`<vanilla model>/mergers/<llm>-<answer>-w<window>s<stride>/`. `lantern predict` then uses it
+whenever the same LLM file answers with the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+CARD = """# {name}
+
+The merger `lantern predict` uses to turn the {t} LLM answers of each utterance (one per receptive field, read from
+{llm}'s log-probabilities) and the prediction of the vanilla model `{vanilla}` into the refined prediction. Type: `{type}`
+(receptive-field-aware attention over the {t} answers plus the vanilla prediction as one more slot, started at and
+guarded by the vanilla model).
+
+## What it was trained on
+- The LLM's answers on IEMOCAP {label_set} **validation** ({n_valid} utterances), with `{vanilla}`'s predictions as
+  references; the attention's early stopping and its guard used held-out validation dialogues. Test was not seen.
+- Calibration and pooling, chosen on validation ({criterion}): `{calibration}` (candidates: {cal_scores}).
+- Answers: `{answers_dir}` (committed; `lantern fuse {config}` rebuilds every number below without an LLM).
+- Seed 0 of seeds {seeds} (fixed in advance). Guard: {guard}.
+
+## How well it does (IEMOCAP {label_set} test, {n_test} utterances)
+| | accuracy | weighted F1 | Δ accuracy vs vanilla [95% CI] | Δ weighted F1 [95% CI] |
+|---|---|---|---|---|
+{rows}
+
+## Limits
+- Trained on acted English IEMOCAP dialogues: on other conversations the LLM's own opinion may be worth more or
+  less than it was here.
+- Used only with the LLM file it was trained on ({llm_model_id}); any other LLM gets the plain mean of its answers.
+"""
+
+
+def main(argv=None) -> int:
+    from lantern.config import load_config
+    from lantern.evaluation.results import load_results
+    from lantern.fusion.calibration import batch_prior
+    from lantern.paths import atomic_write_text
+    from lantern.pipeline import FUSION_SPLIT, _out, answers_dir, fusion_inputs, refine_settings, vanilla_config
+    from lantern.predict.merger import CALIBRATION_FILE, merger_name
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("config")
+    ap.add_argument("--variant", default="attention")
+    ap.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
+    args = ap.parse_args(argv)
+
+    cfg = load_config(args.config)
+    settings = refine_settings(cfg)
+    vcfg = vanilla_config(cfg)
+    if not vcfg.get("pretrained"):
+        raise SystemExit("ship a merger for a pretrained (shipped) vanilla model: vanilla.pretrained")
+    folder = answers_dir(cfg)
+    results = {r["variant"]: r for r in load_results(args.results_dir)
+               if r.get("method") == "lantern" and r.get("answers_dir") == str(folder)}
+    if args.variant not in results:
+        raise SystemExit(f"no result file for variant {args.variant!r} of {folder}; run lantern fuse first")
+    chosen = results[args.variant]
+    valid_inputs, header = fusion_inputs(folder, FUSION_SPLIT)
+    method = chosen["calibration"]["chosen"]
+    sel = chosen["calibration"]["selection"]
+    prior = {"none": None, "batch": None, "contextual": header.get("content_free")}[method]
+    if method == "batch":
+        prior = batch_prior(valid_inputs).tolist()
+    llm_name = (cfg.get("llm") or {}).get("model")
+    target = Path(vcfg["pretrained"]) / "mergers" / merger_name(llm_name, settings.answer, settings.window, settings.stride)
+    source = _out(cfg) / "mergers" / f"{args.variant}-seed0"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    calibration = {"method": method, "prior": prior, "llm_model_id": header["model_id"],
+                   "trained_on": f"{vcfg['dataset']['name']} {vcfg['dataset'].get('label_set')} {FUSION_SPLIT} answers",
+                   "answers_dir": str(folder), "window": settings.window, "stride": settings.stride,
+                   "answer": settings.answer, "result_file": chosen.get("result_file")}
+    atomic_write_text(target / CALIBRATION_FILE, json.dumps(calibration, indent=2) + "\n")
+    state = chosen["merger_state"][0] if isinstance(chosen["merger_state"], list) else chosen["merger_state"]
+    guard = state.get("guard") or {}
+    guard_text = (f"{'kept the trained merger' if not state.get('uses_fallback') else 'fell back to the vanilla model'} "
+                  f"(held-out accuracy {guard.get('holdout', {}).get('fused', {}).get('accuracy', float('nan')):.2f} fused vs "
+                  f"{guard.get('holdout', {}).get('fallback', {}).get('accuracy', float('nan')):.2f} vanilla)")
+
+    def row(variant, label):
+        r = results.get(variant)
+        if r is None:
+            return None
+        m, g = r["metrics"], r["gain_vs_vanilla"]
+        fmt = lambda d: f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"   # noqa: E731
+        return (f"| {label} | {m['accuracy']['mean']:.2f} | {m['weighted_f1']['mean']:.2f} | "
+                f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
+    rows = [x for x in (row("vanilla-only", f"vanilla `{vcfg['model']['name']}`"),
+                        row("uniform", "mean of the LLM answers"),
+                        row(args.variant, f"this merger ({args.variant}, mean of seeds {chosen['seeds']})")) if x]
+    card = CARD.format(name=target.name, t=settings.t, llm=llm_name, vanilla=vcfg["model"]["name"],
+                       type=args.variant, label_set=vcfg["dataset"].get("label_set"),
+                       n_valid=len(valid_inputs.labels),
+                       calibration=method + (f" · {sel['chosen'].get('pooling')}" if sel["chosen"].get("pooling") else ""),
+                       criterion=sel["criterion"],
+                       cal_scores=", ".join(f"{k}: NLL {v['holdout_nll']:.3f}" if "holdout_nll" in v
+                                            else f"{k}: accuracy {v['valid_accuracy']:.2f}"
+                                            for k, v in sel["candidates"].items()),
+                       answers_dir=folder, config=args.config, seeds=chosen["seeds"], guard=guard_text,
+                       n_test=chosen["n_utterances"], rows="\n".join(rows), llm_model_id=header["model_id"])
+    atomic_write_text(target / "README.md", card)
+    print(f"shipped {source} -> {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
