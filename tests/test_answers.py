@@ -184,3 +184,40 @@ def test_settings_refuse_unknown_modes_and_percents_without_references():
 def test_no_logprobs_is_an_llm_error():
     from lantern.llm.base import LLMError
     assert issubclass(NoLogprobs, LLMError)
+
+
+COMMITTED = "benchmarks/answers/iemocap-6way-sdt-qwen2.5-coder-1.5b-logprobs-w6s2"
+
+
+def test_committed_answers_rebuild_the_committed_results_without_an_llm():
+    """The committed answer folder alone (no LLM runtime, no vanilla model, no data set)
+    reproduces the committed result files of the fixed mergers exactly."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = f"""
+import json, sys
+sys.modules["llama_cpp"] = None          # no LLM runtime in this process
+from pathlib import Path
+from lantern.evaluation.metrics import accuracy
+from lantern.fusion import make_merger
+from lantern.fusion.calibration import calibrate, prior_for
+from lantern.pipeline import fusion_inputs
+folder = Path({str(REPO / COMMITTED)!r})
+valid, vh = fusion_inputs(folder, "valid")
+test, th = fusion_inputs(folder, "test")
+out = {{}}
+for v in ("vanilla-only", "uniform", "product"):
+    r = json.loads(Path({str(REPO / "benchmarks" / "results")!r}, f"iemocap-6way-sdt-lantern-{{v}}.json").read_text())
+    cal = r["calibration"]["chosen"]
+    m = make_merger(v).fit(calibrate(valid, cal, prior_for(cal, vh)), "valid")
+    p = m.predict_proba(calibrate(test, cal, prior_for(cal, th))).argmax(1)
+    out[v] = [100 * accuracy(test.labels, p), r["metrics"]["accuracy"]["mean"]]
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for variant, (rebuilt, committed) in json.loads(done.stdout.strip().splitlines()[-1]).items():
+        assert rebuilt == pytest.approx(committed, abs=1e-9), variant
