@@ -332,7 +332,7 @@ def test_predict_uses_the_merger_shipped_for_its_llm(tmp_path, smol):
     doc = predict(EXAMPLE, tmp_path / "a", settings, llm=smol).document
     assert doc["llm"]["merger"]["type"] == "attention" and doc["llm"]["answer"] == "logprobs"
     for u in doc["utterances"]:
-        assert abs(sum(u["refined"]["probs"].values()) - 1) < 1e-6
+        assert abs(sum(u["refined"]["probs"].values()) - 1) < 1e-4
     # Trained for another LLM file: not used; the refined prediction is the mean of the fields.
     (target / CALIBRATION_FILE).write_text(json.dumps({**calibration, "llm_model_id": "other@0"}))
     doc = predict(EXAMPLE, tmp_path / "b", settings, llm=smol).document
