@@ -236,7 +236,7 @@ def stage_refine(cfg: dict, predictions: Path, splits=("valid", "test"), limit: 
     from lantern.llm.cache import LLMCache
     from lantern.prompts import SlotPromptTemplate
     from lantern.refine import _Run, group_by_dialogue, refine
-    from lantern.training.predictions import read_predictions, write_predictions
+    from lantern.training.predictions import read_predictions
 
     settings = refine_settings(cfg)
     folder = answers_dir(cfg, limit)
@@ -245,6 +245,7 @@ def stage_refine(cfg: dict, predictions: Path, splits=("valid", "test"), limit: 
     llm = llm or make_llm(cfg)
     summaries = {}
     label_set_name = vanilla_config(cfg)["dataset"].get("label_set")
+    budget = {"left": max_fields}            # new answers this invocation may still ask for
     try:
         with LLMCache(cfg.get("llm_cache")) as cache:
             for split in splits:
@@ -262,7 +263,6 @@ def stage_refine(cfg: dict, predictions: Path, splits=("valid", "test"), limit: 
                 words = SlotPromptTemplate(tuple(classes), descriptions).words
                 header = answer_header(settings, probe.template_hash, llm, split, classes, words)
                 with AnswerFile(folder / f"{split}.jsonl", header) as answers:
-                    budget = {"left": max_fields}
                     check = None
                     missing = _count_missing(rows, classes, llm, settings, descriptions, answers)
                     if missing and settings.answer == "logprobs" and llm.backend == "embedded":
@@ -275,12 +275,11 @@ def stage_refine(cfg: dict, predictions: Path, splits=("valid", "test"), limit: 
                                 raise _ChunkDone()
                     t_start = time.perf_counter()
                     try:
-                        records, summary = refine(rows, classes, llm, settings, descriptions, cache,
-                                                  progress, answers=answers, on_answer=on_answer)
+                        _, summary = refine(rows, classes, llm, settings, descriptions, cache,
+                                            progress, answers=answers, on_answer=on_answer)
                         complete = True
                     except _ChunkDone:
-                        complete = False
-                        records, summary = [], None
+                        complete, summary = False, None
                     if complete and summary["answer"] == "logprobs":
                         ask_content_free(rows, classes, llm, settings, descriptions, answers)
                     run_line = _run_line(folder, split, answers, missing, check, complete,
@@ -292,7 +291,6 @@ def stage_refine(cfg: dict, predictions: Path, splits=("valid", "test"), limit: 
                                complete=True, speed_check=check, host=platform.node(),
                                label_set=label_set_name)
                 summary["cost_vs_speed_check"] = _cost_ratio(folder / f"{split}.runs.jsonl")
-                write_predictions(_out(cfg) / ("answers" + settings.variant_suffix) / f"{split}.jsonl", records)
                 atomic_write_text(folder / f"{split}.summary.json", json.dumps(summary, indent=2))
                 summaries[split] = summary
     finally:
