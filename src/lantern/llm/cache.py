@@ -99,12 +99,11 @@ class LLMCache:
 
     def get(self, key: str) -> ChatResponse | None:
         """The stored answer (``cached=True``), or None. A damaged row counts as a miss."""
-        with self._lock:
-            row = self._db.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        record = self.get_json(key)
+        if record is None:
             return None
         try:
-            response = ChatResponse.from_dict(json.loads(row[0]))
+            response = ChatResponse.from_dict(record)
         except (ValueError, TypeError):
             return None
         return replace(response, cached=True)
