@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from lantern.evaluation.results import load_results
     from lantern.fusion.calibration import batch_prior
     from lantern.paths import atomic_write_text
-    from lantern.pipeline import FUSION_SPLIT, _out, answers_dir, fusion_inputs, refine_settings, vanilla_config
+    from lantern.pipeline import FUSION_SPLIT, output_dir, answers_dir, fusion_inputs, refine_settings, vanilla_config
     from lantern.predict.merger import CALIBRATION_FILE, merger_name
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         prior = batch_prior(valid_inputs).tolist()
     llm_name = (cfg.get("llm") or {}).get("model")
     target = Path(vcfg["pretrained"]) / "mergers" / merger_name(llm_name, settings.answer, settings.window, settings.stride)
-    source = _out(cfg) / "mergers" / f"{args.variant}-seed0"
+    source = output_dir(cfg) / "mergers" / f"{args.variant}-seed0"
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target)

@@ -15,6 +15,7 @@ from lantern.data.labels import IEMOCAP_4WAY_DROP as LS
 from lantern.errors import ConfigError, DataError
 from lantern.llm.base import ChatResponse, LLM
 from lantern.llm.slots import NoLogprobs, SlotResponse
+from lantern.records import PredictionRow
 from lantern.refine import RefineSettings, refine, rotated
 
 HEADER = {"mode": "logprobs", "template_hash": "t1", "model_id": "m@1"}
@@ -64,9 +65,9 @@ def rows(n_dialogues=2, n=5):
         for i in range(n):
             p = np.full(4, 0.1)
             p[i % 4] = 0.7
-            out.append({"dialogue_id": f"d{d}", "utterance_id": f"d{d}_u{i}", "turn": i, "speaker": "AB"[i % 2],
-                        "text": f"utterance {i}", "label": LS.classes[i % 4],
-                        "probs": dict(zip(LS.classes, p.tolist())), "vad": [3.0, 3.0, 3.0]})
+            out.append(PredictionRow(f"d{d}", f"d{d}_u{i}", i, dict(zip(LS.classes, p.tolist())),
+                                     (3.0, 3.0, 3.0), LS.classes[i % 4], speaker="AB"[i % 2],
+                                     text=f"utterance {i}"))
     return out
 
 
@@ -117,7 +118,7 @@ def test_refine_resumes_from_the_answer_file_without_repeating_a_call(tmp_path):
                                   progress=False, answers=f)
     assert again.calls == summary["fields"] - 3 and summary["answer_file_hits"] == 3
     assert len(records) == 2 * 5 * settings.t
-    assert all(abs(sum(r["probs"].values()) - 1) < 1e-6 and r["mass"] == 0.8 for r in records)
+    assert all(abs(sum(r.probs.values()) - 1) < 1e-6 and r.mass == 0.8 for r in records)
     assert summary["decode_steps_per_utterance"] > 0 and summary["low_mass_slots"] == 0
     # Everything answered: a third run asks nothing.
     third = SlotLLM()
@@ -167,7 +168,7 @@ def test_a_server_without_logprobs_is_said_and_answered_in_written_percents(caps
     # Rotation: the first key of the answer schema moves with the field id, so a model
     # that always favours the first key no longer favours one class.
     assert len(set(llm.first_keys)) == len(LS.classes)
-    favoured = {max(r["probs"], key=r["probs"].get) for r in records}
+    favoured = {max(r.probs, key=r.probs.get) for r in records}
     assert len(favoured) == len(LS.classes)
 
 

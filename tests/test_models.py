@@ -126,8 +126,7 @@ def test_save_load_round_trip(name, tmp_path):
     model.train()
     loss_of(model(batch), batch)          # a train-mode pass moves BatchNorm running stats
     model.eval()
-    model.extra_config = {"labels": ["a", "b", "c", "d"]}
-    model.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path, metadata={"labels": ["a", "b", "c", "d"]})
     assert (tmp_path / WEIGHTS_NAME).is_file()
     cfg = json.loads((tmp_path / CONFIG_NAME).read_text())
     assert cfg["model_type"] == name and cfg["labels"] == ["a", "b", "c", "d"]

@@ -17,7 +17,7 @@ from lantern.errors import ConfigError
 from lantern.llm import get_llm
 from lantern.llm.base import LLMError
 from lantern.predict import PredictSettings, predict
-from lantern.predict.pretrained import load_vanilla, shipped_model_dir, shipped_models
+from lantern.predict.pretrained import load_bundle, shipped_model_dir, shipped_models
 from test_llm import _http_server, completion, require_llm_runtime
 from test_pipeline import Counting
 
@@ -42,10 +42,11 @@ def test_shipped_model_has_card_and_loads():
     card = (directory / "README.md").read_text()
     for needed in ("IEMOCAP", "weighted F1", "valid", "Limits"):
         assert needed in card
-    model, spec, label_set, vad_scale, info = load_vanilla()
-    assert label_set.classes == ("hap", "sad", "neu", "ang", "exc", "fru")
-    assert spec.modalities == {"text": "text:minilm"} and vad_scale == (1.0, 5.0)
-    assert info["card"].startswith("The vanilla model")
+    bundle = load_bundle()
+    assert bundle.label_set.classes == ("hap", "sad", "neu", "ang", "exc", "fru")
+    assert bundle.label_set.name == "6way" and bundle.dataset == "iemocap"
+    assert bundle.spec.modalities == {"text": "text:minilm"} and bundle.vad_scale == (1.0, 5.0)
+    assert bundle.info()["card"]
 
 
 def test_predict_example_llm_off(tmp_path):
@@ -130,7 +131,7 @@ def test_settings_errors():
     with pytest.raises(ConfigError, match="base_url"):
         PredictSettings(llm="openai")
     with pytest.raises(ConfigError, match="no shipped model|not a saved lantern model"):
-        load_vanilla("no-such-model")
+        load_bundle("no-such-model")
 
 
 def test_cli_predict(tmp_path, capsys):
@@ -260,7 +261,7 @@ def test_predict_fails_fast_when_the_refinement_server_is_down(tmp_path, monkeyp
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the LLM was checked")
 
-    monkeypatch.setattr(pretrained, "load_vanilla", no_work)
+    monkeypatch.setattr(pretrained, "load_bundle", no_work)
     settings = PredictSettings(llm="openai", base_url=f"http://127.0.0.1:{_closed_port()}/v1",
                                llm_model="m", progress=False)
     with pytest.raises(LLMError, match="does not answer"):

@@ -11,8 +11,9 @@ import torch
 from lantern.data.labels import IEMOCAP_6WAY
 from lantern.data.records import Dialogue, EmotionDataset, Utterance
 from lantern.models import MODELS
-from lantern.training.collate import FeatureSpec, collate
-from lantern.training.predictions import prediction_rows, read_predictions, write_predictions
+from lantern.models.batching import FeatureSpec, collate
+from lantern.models.inference import prediction_rows
+from lantern.records import read_predictions, write_predictions
 from lantern.training.trainer import Trainer, TrainingConfig, class_weight_tensor
 
 
@@ -142,9 +143,9 @@ def test_prediction_export_round_trip(tmp_path):
     assert len(rows) == len(ds.utterances("test"))
     path = write_predictions(tmp_path / "test.jsonl", rows)
     back = read_predictions(path)
-    assert back[0]["utterance_id"] == rows[0]["utterance_id"]
-    assert abs(sum(back[0]["probs"].values()) - 1) < 1e-3
-    assert 0.5 < back[0]["vad"][0] < 5.5  # back on the dataset's 1-5 scale
+    assert back == rows
+    assert abs(sum(back[0].probs.values()) - 1) < 1e-3
+    assert 0.5 < back[0].vad[0] < 5.5  # back on the dataset's 1-5 scale
 
 
 def test_missing_measurements_are_imputed_with_the_train_mean():

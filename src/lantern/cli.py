@@ -108,47 +108,42 @@ def cmd_train(args) -> int:
 
 
 def _load_for_model(model_dir: str, args):
+    """The saved model bundle and the data set it is applied to, features attached."""
     from lantern.data import load_dataset
     from lantern.features import attach_features
-    from lantern.models.base import VanillaModel
-    from lantern.training.collate import FeatureSpec
+    from lantern.models.bundle import ModelBundle
 
-    model = VanillaModel.from_pretrained(model_dir)
-    cfg = model.extra_config
+    bundle = ModelBundle.load(model_dir)
     opts = _dataset_options(args)
-    opts.setdefault("label_set", cfg["label_set"])
+    opts.setdefault("label_set", bundle.label_set.name)
     if args.conversation:
         from lantern.data.conversation import load_conversation
         ds = load_conversation(args.conversation, label_set=opts.get("label_set"))
     else:
-        ds = load_dataset(args.dataset or cfg["dataset"], **opts)
+        ds = load_dataset(args.dataset or bundle.dataset, **opts)
     ds = ds.limit(args.limit)
-    if list(ds.label_set.classes) != list(cfg["classes"]):
-        raise LanternError(f"the model predicts {cfg['classes']} but the data uses "
-                           f"{list(ds.label_set.classes)}")
-    spec = FeatureSpec.from_config(cfg["feature_spec"])
-    attach_features(ds, list(spec.modalities.values()), options=cfg.get("feature_options"),
+    bundle.check_classes(ds.label_set)
+    attach_features(ds, bundle.feature_names, options=bundle.feature_options,
                     progress=not args.no_progress)
-    vad_scale = tuple(cfg["vad_scale"]) if cfg.get("vad_scale") else None
-    return model, ds, spec, vad_scale
+    return bundle, ds
 
 
 def cmd_evaluate(args) -> int:
     import numpy as np
 
     from lantern.evaluation.metrics import classification_report, vad_report
-    from lantern.training.predictions import arrays_from_rows, prediction_rows
+    from lantern.models.inference import label_arrays
 
-    model, ds, spec, vad_scale = _load_for_model(args.model, args)
+    bundle, ds = _load_for_model(args.model, args)
     out = {}
     for split in args.split or ["test"]:
-        rows = list(prediction_rows(model, ds.dialogues(split), spec, ds.label_set, vad_scale))
-        y, p, vt, vp = arrays_from_rows(rows, ds.label_set.classes)
+        rows = list(bundle.prediction_rows(ds.dialogues(split)))
+        y, p, vt, vp = label_arrays(rows, ds.label_set.classes)
         if len(y) == 0:
             out[split] = {"n_utterances": 0, "note": "no labelled utterances"}
             continue
         report = classification_report(y, p.argmax(1), list(ds.label_set.classes))
-        if vad_scale is not None and vt.size and np.isfinite(vt).any():
+        if bundle.vad_scale is not None and vt.size and np.isfinite(vt).any():
             report["vad"] = vad_report(vt, vp)
         report["n_utterances"] = int(len(y))
         out[split] = report
@@ -157,12 +152,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from lantern.training.predictions import prediction_rows, write_predictions
+    from lantern.records import write_predictions
 
-    model, ds, spec, vad_scale = _load_for_model(args.model, args)
+    bundle, ds = _load_for_model(args.model, args)
     for split in args.split or list(ds.splits):
-        path = write_predictions(Path(args.out) / f"{split}.jsonl",
-                                 prediction_rows(model, ds.dialogues(split), spec, ds.label_set, vad_scale))
+        path = write_predictions(Path(args.out) / f"{split}.jsonl", bundle.prediction_rows(ds.dialogues(split)))
         print(f"wrote {path}")
     return 0
 

@@ -72,6 +72,92 @@ def load_config(path: str | Path, overrides: list[str] | None = None,
             "config_dir": str(path.parent)}
     base.update(variables or {})
     cfg = resolve(raw, base, overrides)
+    validate_config(cfg, path)
     cfg.setdefault("name", path.stem)
     cfg.setdefault("config_dir", str(path.parent))  # relative references resolve from here
     return cfg
+
+
+# ------------------------------------------------------------------------- validation
+# Two kinds of config: a vanilla training config (``model:`` at the top) and a Lantern
+# pipeline config (``vanilla:``). Every key must be known: a typo (``fusoin:``, ``widnow:``)
+# is a ConfigError naming the file and the key, never silently ignored.
+
+#: top-level keys of a training config besides its sections
+TRAINING_KEYS = ("name", "variant", "seeds", "threads", "output_dir", "config_dir", "features",
+                 "feature_options")
+
+
+def _section_keys() -> dict[str, dict[str, tuple[str, ...]]]:
+    from dataclasses import fields
+
+    from lantern.pipeline.settings import PIPELINE_KEYS, PIPELINE_SECTIONS
+    from lantern.refine import RefineSettings
+    from lantern.training.experiment import TextEncoderSection
+    from lantern.training.trainer import TrainingConfig
+
+    names = lambda cls: tuple(f.name for f in fields(cls))   # noqa: E731
+    refine = names(RefineSettings)
+    pipeline = {k: names(v) for k, v in PIPELINE_SECTIONS.items()}
+    pipeline.update(fields=("window", "stride"), prompt=tuple(k for k in refine if k not in ("window", "stride")))
+    training = {"training": tuple(k for k in names(TrainingConfig) if k != "seed"),
+                "text_encoder": names(TextEncoderSection), "dataset": (), "model": ()}
+    return {"pipeline": {"": PIPELINE_KEYS, **pipeline}, "training": {"": TRAINING_KEYS, **training}}
+
+
+def _unknown(path, where: str, key: str, known) -> ConfigError:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known))}"
+    return ConfigError(f"{path}: unknown key {where + key!r}{hint}")
+
+
+def validate_config(cfg: dict, path: str | Path = "<config>") -> str:
+    """Check every key of a loaded config; return its kind (``training`` or ``pipeline``).
+    Dataset and model options are checked against their registered loader and model."""
+    kind = "pipeline" if "vanilla" in cfg else "training" if "model" in cfg or "dataset" in cfg else None
+    if kind is None:
+        raise ConfigError(f"{path}: neither a training config (model:, dataset:) nor a "
+                          "pipeline config (vanilla:)")
+    schema = _section_keys()[kind]
+    for key, value in cfg.items():
+        if key in schema[""]:
+            continue
+        if key not in schema:
+            raise _unknown(path, "", key, [*schema[""], *[k for k in schema if k]])
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key!r} must be a mapping, not {type(value).__name__}")
+        for sub in value:
+            if schema[key] and sub not in schema[key]:
+                raise _unknown(path, f"{key}.", sub, schema[key])
+    if kind == "training":
+        _check_registered(cfg, path)
+    return kind
+
+
+def _check_registered(cfg: dict, path) -> None:
+    """``dataset:`` and ``model:`` options against their registered targets' signatures."""
+    import inspect
+
+    from lantern.data import DATASETS
+    from lantern.models import MODELS
+
+    for section, registry, fixed in (("dataset", DATASETS, ()),
+                                     ("model", MODELS, ("input_dims", "n_classes"))):
+        options = dict(cfg.get(section) or {})
+        if "name" not in options:
+            raise ConfigError(f"{path}: {section}.name is missing")
+        target = registry.get(options.pop("name"))
+        try:
+            params = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            continue
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            continue
+        known = [n for n in params if n not in fixed]
+        for key in options:
+            if key not in known:
+                raise _unknown(path, f"{section}.", key, known)

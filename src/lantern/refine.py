@@ -21,7 +21,8 @@ so an interrupted run resumes without repeating a call, on this machine or anoth
 All requests not yet answered are sent together through a bounded pool
 (``llm.max_concurrency`` at a time: many for a vLLM server, one for llama.cpp in-process).
 
-The output is one record per (utterance, field), the input of :mod:`lantern.fusion`.
+The output is one :class:`~lantern.records.AnswerRecord` per (utterance, field), the input
+of :mod:`lantern.fusion`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from lantern.errors import ConfigError
 from lantern.prompts import (SUM_TOLERANCE, AnswerError, FieldLine, PromptTemplate,
                              SlotPromptTemplate)
 from lantern.receptive_fields import ReceptiveField, fields_per_utterance, make_fields, memberships
+from lantern.records import AnswerRecord, PredictionRow, group_by_dialogue
 
 ANSWER_MODES = ("logprobs", "percent")
 CLASS_ORDERS = ("rotate", "fixed")
@@ -80,14 +82,6 @@ class RefineSettings:
         """How this prompt differs from the default, for folder and result names."""
         return ("" if self.include_refs else "-no-refs") + ("" if self.include_vad or not self.include_refs
                                                             else "-no-vad")
-
-
-def group_by_dialogue(rows: Iterable[dict]) -> list[tuple[str, list[dict]]]:
-    """Prediction rows grouped by dialogue (dialogues in order of first appearance, rows by turn)."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["dialogue_id"], []).append(r)
-    return [(d, sorted(rs, key=lambda r: r.get("turn", 0))) for d, rs in groups.items()]
 
 
 def answer_model(classes: Sequence[str]):
@@ -132,7 +126,7 @@ def request_key(*parts) -> str:
 class _Job:
     dialogue_id: str
     field: ReceptiveField
-    rows: list[dict]
+    rows: list[PredictionRow]
     lines: list[FieldLine]
     key: str
 
@@ -268,16 +262,27 @@ class _Run:
             self.counts["unread_slots"] += answer.failures
 
 
-def _field_lines(drows: list[dict], f: ReceptiveField, settings: RefineSettings) -> list[FieldLine]:
-    return [FieldLine(j, r["speaker"], r["text"], r["probs"],
-                      tuple(r["vad"]) if settings.include_vad and r.get("vad") else None)
+def _field_lines(drows: list[PredictionRow], f: ReceptiveField,
+                 settings: RefineSettings) -> list[FieldLine]:
+    return [FieldLine(j, r.speaker, r.text, r.probs,
+                      tuple(r.vad) if settings.include_vad and r.vad else None)
             for j, r in enumerate(drows[f.start:f.end])]
 
 
-def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSettings,
+def field_jobs(run: _Run, dialogues: Sequence[tuple[str, list[PredictionRow]]]) -> list[_Job]:
+    """One job per receptive field of every dialogue, keyed by its request."""
+    jobs = []
+    for dialogue_id, drows in dialogues:
+        for f in make_fields(len(drows), run.settings.window, run.settings.stride, dialogue_id):
+            lines = _field_lines(drows, f, run.settings)
+            jobs.append(_Job(dialogue_id, f, drows, lines, run.key_for(dialogue_id, f, lines)))
+    return jobs
+
+
+def refine(rows: Sequence[PredictionRow], classes: Sequence[str], llm, settings: RefineSettings,
            descriptions: Sequence[str] = (), cache=None, progress: bool = True,
            answers: AnswerFile | None = None,
-           on_answer: Callable[[FieldAnswer], None] | None = None) -> tuple[list[dict], dict]:
+           on_answer: Callable[[FieldAnswer], None] | None = None) -> tuple[list[AnswerRecord], dict]:
     """Ask the LLM about every receptive field of every dialogue in ``rows``.
 
     ``answers`` (optional) holds answers of earlier runs, reused by request key, and
@@ -288,22 +293,12 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
     """
     from tqdm.auto import tqdm
 
-    from lantern.fusion.mergers import answer_record
     from lantern.llm.slots import NoLogprobs
 
     run = _Run(classes, llm, settings, descriptions, cache, answers)
     dialogues = group_by_dialogue(rows)
-
-    def make_jobs() -> list[_Job]:
-        jobs = []
-        for dialogue_id, drows in dialogues:
-            for f in make_fields(len(drows), settings.window, settings.stride, dialogue_id):
-                lines = _field_lines(drows, f, settings)
-                jobs.append(_Job(dialogue_id, f, drows, lines, run.key_for(dialogue_id, f, lines)))
-        return jobs
-
     start = time.perf_counter()
-    jobs = make_jobs()
+    jobs = field_jobs(run, dialogues)
     done: dict[str, FieldAnswer] = {}
     for job in jobs:
         hit = answers.get(job.key) if answers is not None else None
@@ -330,26 +325,30 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
         run.mode, run.mode_note = "percent", str(exc)
         settings = RefineSettings(**{**asdict(settings), "answer": "percent", "include_refs": True})
         run.settings = settings
-        jobs = make_jobs()
+        jobs = field_jobs(run, dialogues)
         pending = [j for j in jobs if j.key not in done]
         _answer_all(run, pending, keep)
     bar.close()
     wall = time.perf_counter() - start
 
-    records: list[dict] = []
+    records: list[AnswerRecord] = []
     for job in jobs:
         answer = done[job.key]
         run.account(answer)
-        for m in memberships([job.field]):   # positions are field-local
-            row = job.rows[m.utterance_index]
-            rec = answer_record(m, dict(zip(run.classes, answer.probs[m.position])),
-                                answer.valid[m.position], utterance_id=row["utterance_id"])
-            rec["dialogue_id"] = job.dialogue_id
-            if answer.mass is not None:
-                rec["mass"] = answer.mass[m.position]
-            records.append(rec)
+        records.extend(answer_records(answer, job.field, job.rows, run.classes))
     summary = _summary(run, jobs, done, rows, dialogues, wall, n_new=len(pending))
     return records, summary
+
+
+def answer_records(answer: FieldAnswer, field: ReceptiveField, drows: Sequence[PredictionRow],
+                   classes: Sequence[str]) -> list[AnswerRecord]:
+    """One :class:`~lantern.records.AnswerRecord` per utterance of a field's answer."""
+    out = []
+    for m in memberships([field]):   # positions are field-local
+        out.append(AnswerRecord.from_membership(
+            m, drows[m.utterance_index].utterance_id, dict(zip(classes, answer.probs[m.position])),
+            answer.valid[m.position], answer.mass[m.position] if answer.mass is not None else None))
+    return out
 
 
 def _answer_all(run: _Run, pending: list[_Job], keep: Callable[[FieldAnswer], None]) -> None:

@@ -20,17 +20,18 @@ _DEFS = {
 }
 
 
-def _label_set(name: str, classes: tuple[str, ...]) -> LabelSet:
+def label_set(name: str, classes: tuple[str, ...]) -> LabelSet:
+    """A label set whose classes carry the short definitions LLM prompts show."""
     return LabelSet(name, classes, tuple(_DEFS.get(c, c) for c in classes))
 
 
-IEMOCAP_6WAY = _label_set("6way", ("hap", "sad", "neu", "ang", "exc", "fru"))
+IEMOCAP_6WAY = label_set("6way", ("hap", "sad", "neu", "ang", "exc", "fru"))
 # Two 4-way conventions: excited merged into happy, or excited and frustrated dropped.
-IEMOCAP_4WAY_MERGE = _label_set("4way-merge", ("hap", "sad", "neu", "ang"))
-IEMOCAP_4WAY_DROP = _label_set("4way-drop", ("hap", "sad", "neu", "ang"))
-MELD_7 = _label_set("meld7", ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"))
-EMORYNLP_7 = _label_set("emorynlp7", ("Joyful", "Mad", "Peaceful", "Neutral", "Sad", "Powerful", "Scared"))
-DAILYDIALOG_7 = _label_set("dailydialog7", ("neutral", "happiness", "surprise", "anger", "sadness", "disgust", "fear"))
+IEMOCAP_4WAY_MERGE = label_set("4way-merge", ("hap", "sad", "neu", "ang"))
+IEMOCAP_4WAY_DROP = label_set("4way-drop", ("hap", "sad", "neu", "ang"))
+MELD_7 = label_set("meld7", ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"))
+EMORYNLP_7 = label_set("emorynlp7", ("Joyful", "Mad", "Peaceful", "Neutral", "Sad", "Powerful", "Scared"))
+DAILYDIALOG_7 = label_set("dailydialog7", ("neutral", "happiness", "surprise", "anger", "sadness", "disgust", "fear"))
 
 LABEL_SETS = {ls.name: ls for ls in (IEMOCAP_6WAY, IEMOCAP_4WAY_MERGE, IEMOCAP_4WAY_DROP,
                                       MELD_7, EMORYNLP_7, DAILYDIALOG_7)}

@@ -23,8 +23,8 @@ from typing import Any
 
 from lantern.paths import atomic_write_text
 
-__all__ = ["REQUIRED_KEYS", "git_commit", "peak_memory_mb", "summarise_seeds",
-           "write_result", "load_results", "validate_result", "result_slug"]
+__all__ = ["REQUIRED_KEYS", "build_result", "git_commit", "peak_memory_mb", "save_result",
+           "summarise_seeds", "write_result", "load_results", "validate_result", "result_slug"]
 
 REQUIRED_KEYS = ("dataset", "label_set", "split", "n_utterances", "model", "method", "variant",
                  "features", "selection_split", "seeds", "metrics", "train_seconds",
@@ -140,6 +140,42 @@ def _summarise(dicts: list[dict], path: str) -> dict:
             if nested:
                 out[key] = nested
     return out
+
+
+# --------------------------------------------------------------------------- builder
+
+def build_result(*, dataset: str, label_set: str | None, n_utterances: int, model: str,
+                 method: str, variant: str, features: Any, seeds: list[int], metrics: dict,
+                 train_seconds: float, config: dict, limit: int | None = None,
+                 split: str = "test", selection_split: str = "valid", **extra: Any) -> dict:
+    """A result with every required key: what was measured (the arguments) and its
+    provenance (peak memory, git commit, library versions), plus method-specific ``extra``
+    keys. Scores are percents (the unit of every result file)."""
+    from lantern.models.base import library_versions
+
+    result = {"dataset": dataset, "label_set": label_set, "split": split,
+              "n_utterances": int(n_utterances), "model": model, "method": method,
+              "variant": variant, "features": features, "selection_split": selection_split,
+              "seeds": list(seeds), "metrics": metrics, **extra,
+              "train_seconds": train_seconds, "peak_memory_mb": peak_memory_mb(),
+              "git_commit": git_commit(), "config": config, "versions": library_versions(),
+              "limit": limit}
+    validate_result(result)
+    return result
+
+
+def result_name(result: dict) -> str:
+    """``<dataset>-<label set>-<model>-<method>-<variant>`` (+ ``-limit<N>``), the file stem
+    of every result the stages write."""
+    stem = "-".join(str(result[k]) for k in ("dataset", "label_set", "model", "method", "variant"))
+    return stem + (f"-limit{result['limit']}" if result.get("limit") is not None else "")
+
+
+def save_result(result: dict, results_dir: str | Path) -> Path:
+    """Write ``result`` as :func:`result_name` ``.json`` and record the path in it."""
+    path = write_result(result, results_dir, name=result_name(result))
+    result["result_file"] = str(path)
+    return path
 
 
 # ---------------------------------------------------------------------------- files

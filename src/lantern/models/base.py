@@ -87,18 +87,20 @@ class VanillaModel(nn.Module):
         self.n_classes = n_classes
         self.n_speakers = n_speakers
         self.hparams = dict(hparams)
-        self.extra_config: dict[str, Any] = {}   # label names, VAD scale, features: set by the trainer
 
     def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
+        """The architecture: enough to rebuild the network before loading its weights."""
         return {"model_type": self.model_type, "input_dims": self.input_dims,
                 "n_classes": self.n_classes, "n_speakers": self.n_speakers,
-                "hparams": self.hparams, **self.extra_config}
+                "hparams": self.hparams}
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config.json (with library versions) and model.safetensors."""
+    def save_pretrained(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write config.json (architecture, ``metadata``, library versions) and
+        model.safetensors. :class:`lantern.models.bundle.ModelBundle` supplies the metadata
+        (label set, feature spec, ...) a model needs to be used."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
@@ -108,12 +110,13 @@ class VanillaModel(nn.Module):
         save_file(state, str(tmp), metadata={"model_type": self.model_type})
         tmp.replace(directory / WEIGHTS_NAME)
         atomic_write_text(directory / CONFIG_NAME, json.dumps(
-            {**self.config(), "versions": library_versions()}, indent=2, default=str))
+            {**self.config(), **(metadata or {}), "versions": library_versions()}, indent=2, default=str))
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "VanillaModel":
-        """Load any registered vanilla model saved by :meth:`save_pretrained`."""
+        """The network of any registered vanilla model saved by :meth:`save_pretrained`
+        (:meth:`lantern.models.bundle.ModelBundle.load` reads the rest)."""
         from safetensors.torch import load_file
 
         from lantern.models import MODELS
@@ -122,9 +125,6 @@ class VanillaModel(nn.Module):
         cfg = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
         model_cls = MODELS.get(cfg["model_type"])
         model = model_cls(cfg["input_dims"], cfg["n_classes"], cfg["n_speakers"], **cfg["hparams"])
-        model.extra_config = {k: v for k, v in cfg.items()
-                              if k not in ("model_type", "input_dims", "n_classes", "n_speakers",
-                                           "hparams", "versions")}
         model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
         model.eval()
         return model

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lantern.errors import ConfigError
+from lantern.records import PredictionRow
 from lantern.predict.inputs import (DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_TEXT_CHARS,
                                     DEFAULT_MAX_UTTERANCES)
 
@@ -120,7 +121,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     """
     from lantern.predict.inputs import load_input
     from lantern.predict.outputs import build_document, render_outputs, write_outputs
-    from lantern.predict.pretrained import load_vanilla
+    from lantern.predict.pretrained import load_bundle
 
     settings = settings or PredictSettings()
     out_dir = Path(out_dir)
@@ -133,7 +134,8 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     try:
         if llm is not None:
             check_llm(llm)   # before hours of transcription and features, not after
-        model, spec, label_set, vad_scale, model_info = load_vanilla(settings.model)
+        bundle = load_bundle(settings.model)
+        label_set, vad_scale, model_info = bundle.label_set, bundle.vad_scale, bundle.info()
         inp = load_input(input_path, max_duration_s=settings.max_duration_s,
                          language=settings.language, task=settings.task, speaker=settings.speaker,
                          progress=settings.progress, workdir=out_dir / "work",
@@ -142,12 +144,9 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
                          max_input_bytes=settings.max_input_bytes, media_paths=settings.media_paths)
         try:
             timings["transcription"] = inp.seconds
-            timings["features"], feature_stats = _timed(_features, inp.dialogues, spec, model,
+            timings["features"], feature_stats = _timed(_features, inp.dialogues, bundle,
                                                         settings.progress)
-
-            from lantern.training.predictions import prediction_rows
-            timings["vanilla"], rows = _timed(
-                lambda: list(prediction_rows(model, inp.dialogues, spec, label_set, vad_scale)))
+            timings["vanilla"], rows = _timed(lambda: list(bundle.prediction_rows(inp.dialogues)))
 
             refined, llm_summary = None, None
             timings["llm"] = 0.0
@@ -179,24 +178,25 @@ def _timed(fn, *args, **kwargs):
     return time.perf_counter() - t0, out
 
 
-def _features(dialogues, spec, model, progress: bool) -> dict:
+def _features(dialogues, bundle, progress: bool) -> dict:
     from lantern.features import attach_features
 
-    names = list(spec.modalities.values())
-    options = model.extra_config.get("feature_options") or {}
-    return attach_features(dialogues, names, options={k: v for k, v in options.items() if k in names},
-                           progress=progress)
+    names = bundle.feature_names
+    return attach_features(dialogues, names, options=bundle.feature_options_for(names), progress=progress)
 
 
-def _refine(rows: list[dict], label_set, settings: PredictSettings, llm, model_info: dict | None = None):
+def _refine(rows: list[PredictionRow], label_set, settings: PredictSettings, llm,
+            model_info: dict | None = None):
     """LLM answers for every receptive field, merged per utterance by the merger shipped for
-    this vanilla model and LLM (:mod:`.merger`), else by the mean over its fields.
-    ``llm`` is open and stays open (the caller closes what it opened)."""
-    import numpy as np
+    this vanilla model and LLM (:mod:`.merger`), else by the mean over its fields (the
+    ``uniform`` merger). ``llm`` is open and stays open (the caller closes what it opened)."""
+    from dataclasses import replace
 
-    from lantern.fusion.mergers import group_answer_rows
+    from lantern.fusion import make_merger
+    from lantern.fusion.inputs import FusionInputs
     from lantern.llm.cache import LLMCache
     from lantern.predict.merger import find_shipped_merger
+    from lantern.records import group_answers
     from lantern.refine import RefineSettings, refine
 
     with LLMCache(settings.llm_cache) as cache:
@@ -206,25 +206,26 @@ def _refine(rows: list[dict], label_set, settings: PredictSettings, llm, model_i
                            include_vad=settings.include_vad),
             label_set.descriptions, cache, settings.progress)
     summary.update(backend=settings.llm, model_id=llm.model_id)
-    grouped = group_answer_rows(records)
+    grouped = group_answers(records)
     shipped = None
     if model_info and settings.include_vad:
         shipped = find_shipped_merger(model_info["path"], llm, summary["answer"], settings.window,
                                       settings.stride)
-    keys = [(str(r["dialogue_id"]), str(r["utterance_id"])) for r in rows]
+    # Gold labels play no part in merging (and a user's file may name classes the model lacks).
+    inputs = FusionInputs.from_records([replace(r, label=None) for r in rows], grouped,
+                                       classes=list(label_set.classes))
     if shipped is not None:
-        fused = shipped.fuse(rows, grouped, label_set.classes)
+        fused = shipped.fuse(inputs)
         summary["merger"] = shipped.describe()
     else:
-        fused = np.array([np.mean([[a["probs"][c] for c in label_set.classes] for a in grouped[k]], axis=0)
-                          for k in keys])
+        fused = make_merger("uniform").predict_proba(inputs)
         summary["merger"] = {"name": "mean of the fields' answers", "type": "uniform",
                              "why": "no merger is shipped for this vanilla model, LLM and settings"}
     refined = {}
-    for key, probs in zip(keys, fused):
-        recs = grouped[key]
-        refined[key] = {"probs": dict(zip(label_set.classes, probs.tolist())),
-                        "fields": len(recs), "valid_fields": sum(bool(r["valid"]) for r in recs)}
+    for row, probs in zip(rows, fused):
+        recs = grouped[row.key]
+        refined[row.key] = {"probs": dict(zip(label_set.classes, probs.tolist())),
+                            "fields": len(recs), "valid_fields": sum(r.valid for r in recs)}
     return refined, summary
 
 

@@ -44,13 +44,11 @@ class ShippedMerger:
                 "trained_on": self.calibration.get("trained_on"),
                 "uses_fallback": bool(getattr(self.merger, "state", {}).get("uses_fallback"))}
 
-    def fuse(self, rows: list[dict], grouped: dict, classes) -> np.ndarray:
-        """(n, K) refined probabilities for ``rows`` from their grouped answer records."""
+    def fuse(self, inputs) -> np.ndarray:
+        """(n, K) refined probabilities of :class:`~lantern.fusion.inputs.FusionInputs`."""
         from lantern.fusion.calibration import calibrate
-        from lantern.fusion.mergers import FusionInputs
 
-        x = FusionInputs.from_records([{**r, "label": None} for r in rows], grouped, classes=list(classes))
-        x = calibrate(x, self.calibration.get("method", "none"), self.calibration.get("prior"))
+        x = calibrate(inputs, self.calibration.get("method", "none"), self.calibration.get("prior"))
         return self.merger.predict_proba(x)
 
 

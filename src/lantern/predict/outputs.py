@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import lantern
+from lantern.records import PredictionRow
 
 OUTPUT_FILES = ("predictions.json", "predictions.csv", "report.html")
 MANIFEST = "manifest.json"
@@ -36,26 +37,26 @@ READABLE = {"hap": "happy", "sad": "sad", "neu": "neutral", "ang": "angry", "exc
             "fru": "frustrated"}
 
 
-def build_document(rows: list[dict], inp, label_set, vad_scale, model_info: dict,
+def build_document(rows: list[PredictionRow], inp, label_set, vad_scale, model_info: dict,
                    refined: dict | None, llm_summary: dict | None, timings: dict,
                    input_path) -> dict:
-    """Assemble the document from the vanilla rows (``prediction_rows``) and LLM answers."""
+    """Assemble the document from the vanilla :class:`~lantern.records.PredictionRow` s and
+    the refined probabilities by (dialogue id, utterance id)."""
     import lantern
 
     classes = list(label_set.classes)
     media = {(d.id, u.id): u for d in inp.dialogues for u in d}
     utterances = []
     for r in rows:
-        u = media[(r["dialogue_id"], r["utterance_id"])]
-        vanilla_label = max(r["probs"], key=r["probs"].get)
-        item = {"dialogue_id": r["dialogue_id"], "utterance_id": r["utterance_id"], "turn": r["turn"],
-                "speaker": r["speaker"], "text": r["text"], "start": u.start, "end": u.end,
-                "media": dict(u.media), "label": r["label"],
-                "vanilla": {"label": vanilla_label, "probs": r["probs"]},
-                "vad": dict(zip(("valence", "arousal", "dominance"), r["vad"])),
+        u = media[r.key]
+        item = {"dialogue_id": r.dialogue_id, "utterance_id": r.utterance_id, "turn": r.turn,
+                "speaker": r.speaker, "text": r.text, "start": u.start, "end": u.end,
+                "media": dict(u.media), "label": r.label,
+                "vanilla": {"label": r.top, "probs": dict(r.probs)},
+                "vad": dict(zip(("valence", "arousal", "dominance"), r.vad)),
                 "refined": None}
         if refined is not None:
-            ref = refined[(r["dialogue_id"], r["utterance_id"])]
+            ref = refined[r.key]
             probs = {c: round(p, 6) for c, p in ref["probs"].items()}
             item["refined"] = {"label": max(probs, key=probs.get), "probs": probs,
                                "fields": ref["fields"], "valid_fields": ref["valid_fields"]}

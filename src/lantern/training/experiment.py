@@ -9,7 +9,9 @@ Writes, under ``output_dir``: per seed a checkpoint, the selected model
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +20,15 @@ from lantern.data.records import EmotionDataset
 from lantern.errors import ConfigError
 
 REQUIRED = ("dataset", "features", "model")
+
+
+@dataclass(frozen=True)
+class TextEncoderSection:
+    """``text_encoder:`` of a training config: fine-tune MiniLM on the train split first."""
+
+    label_set: str | None = None     # fine-tune with another label set of the same split
+    options: dict[str, Any] = field(default_factory=dict)   # lantern.training.finetune_text
+    path: str | None = None          # where it lives; default: derived under the cache dir
 
 
 def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = True):
@@ -81,17 +92,14 @@ def _fingerprint(cfg: dict, limit: int | None) -> str:
 
 def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
                    results_dir: str | Path | None = None) -> dict:
-    from lantern.evaluation.metrics import classification_report, vad_report
-    from lantern.evaluation.plots import save_confusion_png
-    from lantern.evaluation.results import git_commit, peak_memory_mb, summarise_seeds, write_result
-    from lantern.models import MODELS
-    from lantern.models.base import library_versions
-    from lantern.training.collate import FeatureSpec
-    from lantern.training.predictions import (arrays_from_rows, prediction_rows,
-                                              write_predictions)
-    from lantern.training.trainer import Trainer, TrainingConfig, write_json
-
+    """Train ``cfg['model']`` once per seed, save each seed's model bundle and predictions,
+    and return (and write, with ``results_dir``) the result: test metrics over the seeds."""
     import torch
+
+    from lantern.evaluation.results import build_result, save_result, summarise_seeds
+    from lantern.models.batching import FeatureSpec
+    from lantern.training.trainer import write_json
+
     torch.set_num_threads(int(cfg.get("threads", 2)))
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
@@ -101,75 +109,85 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     out_dir = Path(cfg.get("output_dir") or f"runs/{cfg['name']}-{ds.label_set.name}")
     if limit is not None:
         out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
-    # A checkpoint resumes only the very experiment that wrote it (data, features, model, training).
-    fingerprint = _fingerprint({k: v for k, v in cfg.items()
-                                if k not in ("seeds", "threads", "output_dir", "config_dir")}, limit)
     spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"))
+    wall = time.time()
+    per_seed, confusions = [], []
+    for seed in seeds:
+        seed_result, confusion = _train_seed(cfg, ds, spec, feature_options, seed, out_dir / f"seed{seed}",
+                                             limit, progress)
+        per_seed.append(seed_result)
+        confusions.append(confusion)
+    model_name = cfg["model"]["name"]
+    variant = cfg.get("variant") or model_name
+    result = build_result(
+        dataset=ds.name, label_set=ds.label_set.name,
+        n_utterances=sum(u.label is not None for u in ds.utterances("test")), model=model_name,
+        method="vanilla", variant=variant, features=dict(cfg["features"]), seeds=seeds,
+        metrics=summarise_seeds([s["test"] for s in per_seed]), per_seed=per_seed,
+        valid_weighted_f1=summarise_seeds([{"weighted_f1": s["selection"]} for s in per_seed])["weighted_f1"],
+        train_seconds=float(np.mean([s["train_seconds"] for s in per_seed])),
+        train_seconds_total=float(sum(s["train_seconds"] for s in per_seed)),
+        wall_seconds=time.time() - wall, feature_extraction=feature_stats, text_encoder=encoder_card,
+        config=cfg, limit=limit, output_dir=str(out_dir))
+    if results_dir is not None:
+        _confusion_figure(result, sum(confusions), ds.label_set.classes, results_dir)
+        save_result(result, results_dir)
+    write_json(out_dir / "result.json", result)
+    return result
+
+
+def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed: int, seed_dir: Path,
+                limit: int | None, progress: bool) -> tuple[dict, np.ndarray]:
+    """One seed: fit on train (selecting on valid), save the bundle and every split's
+    predictions, score test. Returns the per-seed entry and the test confusion matrix."""
+    import torch
+
+    from lantern.evaluation.metrics import classification_report, vad_report
+    from lantern.models import MODELS
+    from lantern.models.bundle import ModelBundle
+    from lantern.models.inference import label_arrays
+    from lantern.records import write_predictions
+    from lantern.training.trainer import Trainer, TrainingConfig, write_json
+
     model_cfg = dict(cfg["model"])
     model_name = model_cfg.pop("name")
     n_speakers = max(2, max(len(d.speakers) for s in ds.splits.values() for d in s))
     n_speakers = max(n_speakers, int(model_cfg.pop("n_speakers", 0)))
     classes = ds.label_set.classes
-    per_seed, confusion_total = [], None
-    wall = time.time()
-    for seed in seeds:
-        seed_dir = out_dir / f"seed{seed}"
-        train_cfg = TrainingConfig.from_dict({**(cfg.get("training") or {}), "seed": seed})
-        torch.manual_seed(seed)
-        model = MODELS.create(model_name, spec.dims(), len(classes), n_speakers, **model_cfg)
-        trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
-                          ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint)
-        fit = trainer.fit()
-        model.extra_config = {"classes": list(classes), "label_set": ds.label_set.name,
-                              "dataset": ds.name, "vad_scale": ds.vad_scale,
-                              "feature_spec": spec.to_config(),
-                              "feature_options": feature_options}
-        model.save_pretrained(seed_dir / "model")
-        rows_by_split = {}
-        for split, dialogues in ds.splits.items():
-            rows = list(prediction_rows(model, dialogues, spec, ds.label_set, ds.vad_scale))
-            write_predictions(seed_dir / "predictions" / f"{split}.jsonl", rows)
-            rows_by_split[split] = rows
-        y, p, vt, vp = arrays_from_rows(rows_by_split["test"], classes)
-        report = classification_report(y, p.argmax(1), list(classes))
-        metrics = {"accuracy": report["accuracy"], "weighted_f1": report["weighted_f1"],
-                   "per_class_f1": report["per_class_f1"]}
-        if ds.vad_scale is not None and np.isfinite(vt).any():
-            metrics["vad"] = vad_report(vt, vp)
-        cm = np.asarray(report["confusion_matrix"])
-        confusion_total = cm if confusion_total is None else confusion_total + cm
-        per_seed.append({"seed": seed, "test": metrics, "selection": fit["best_valid_weighted_f1"],
-                         "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
-                         "train_seconds": fit["train_seconds"]})
-        write_json(seed_dir / "training.json", {"fit": fit, "test": metrics})
-    summary = summarise_seeds([s["test"] for s in per_seed])
-    variant = cfg.get("variant") or model_name
-    result = {
-        "dataset": ds.name, "label_set": ds.label_set.name, "split": "test",
-        "n_utterances": int(sum(u.label is not None for u in ds.utterances("test"))),
-        "model": model_name, "method": "vanilla", "variant": variant,
-        "features": dict(cfg["features"]), "selection_split": "valid",
-        "seeds": seeds, "metrics": summary,
-        "per_seed": per_seed,
-        "valid_weighted_f1": summarise_seeds([{"weighted_f1": s["selection"]} for s in per_seed])["weighted_f1"],
-        "train_seconds": float(np.mean([s["train_seconds"] for s in per_seed])),
-        "train_seconds_total": float(sum(s["train_seconds"] for s in per_seed)),
-        "wall_seconds": time.time() - wall,
-        "peak_memory_mb": peak_memory_mb(),
-        "feature_extraction": feature_stats,
-        "text_encoder": encoder_card,
-        "git_commit": git_commit(), "config": cfg, "versions": library_versions(),
-        "limit": limit, "output_dir": str(out_dir),
-    }
-    if results_dir is not None:
-        slug = f"{ds.name}-{ds.label_set.name}-{model_name}-vanilla-{variant}"
-        if limit is not None:
-            slug += f"-limit{limit}"
-        png = Path(results_dir) / f"{slug}.confusion.png"
-        save_confusion_png(confusion_total, list(classes), png,
-                           title=f"{ds.name} {ds.label_set.name} {variant} (test, {len(seeds)} seeds summed)")
-        result["confusion_png"] = png.as_posix()  # relative to the repo root, where BENCHMARKS.md is
-        result["confusion_matrix"] = confusion_total.tolist()
-        result["result_file"] = str(write_result(result, results_dir, name=slug))
-    write_json(out_dir / "result.json", result)
-    return result
+    # A checkpoint resumes only the very experiment that wrote it (data, features, model, training).
+    fingerprint = _fingerprint({k: v for k, v in cfg.items()
+                                if k not in ("seeds", "threads", "output_dir", "config_dir")}, limit)
+    train_cfg = TrainingConfig.from_dict({**(cfg.get("training") or {}), "seed": seed})
+    torch.manual_seed(seed)
+    model = MODELS.create(model_name, spec.dims(), len(classes), n_speakers, **model_cfg)
+    trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
+                      ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint)
+    fit = trainer.fit()
+    bundle = ModelBundle(model, spec, ds.label_set, ds.vad_scale, ds.name, feature_options)
+    bundle.save(seed_dir / "model")
+    rows_by_split = {}
+    for split, dialogues in ds.splits.items():
+        rows_by_split[split] = list(bundle.prediction_rows(dialogues))
+        write_predictions(seed_dir / "predictions" / f"{split}.jsonl", rows_by_split[split])
+    y, p, vt, vp = label_arrays(rows_by_split["test"], classes)
+    report = classification_report(y, p.argmax(1), list(classes))
+    metrics = {"accuracy": report["accuracy"], "weighted_f1": report["weighted_f1"],
+               "per_class_f1": report["per_class_f1"]}
+    if ds.vad_scale is not None and np.isfinite(vt).any():
+        metrics["vad"] = vad_report(vt, vp)
+    write_json(seed_dir / "training.json", {"fit": fit, "test": metrics})
+    return ({"seed": seed, "test": metrics, "selection": fit["best_valid_weighted_f1"],
+             "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
+             "train_seconds": fit["train_seconds"]}, np.asarray(report["confusion_matrix"]))
+
+
+def _confusion_figure(result: dict, confusion: np.ndarray, classes, results_dir) -> None:
+    from lantern.evaluation.plots import save_confusion_png
+    from lantern.evaluation.results import result_name
+
+    png = Path(results_dir) / f"{result_name(result)}.confusion.png"
+    save_confusion_png(confusion, list(classes), png,
+                       title=f"{result['dataset']} {result['label_set']} {result['variant']} "
+                             f"(test, {len(result['seeds'])} seeds summed)")
+    result["confusion_png"] = png.as_posix()  # relative to the repo root, where BENCHMARKS.md is
+    result["confusion_matrix"] = confusion.tolist()

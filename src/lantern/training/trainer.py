@@ -17,7 +17,8 @@ import torch
 
 from lantern.data.records import Dialogue
 from lantern.models.base import VanillaModel
-from lantern.training.collate import FeatureSpec, collate
+from lantern.models.batching import FeatureSpec, collate
+from lantern.models.inference import predict_dialogues
 from lantern.training.losses import multitask_loss
 
 
@@ -56,21 +57,6 @@ def class_weight_tensor(dialogues: list[Dialogue], n_classes: int) -> torch.Tens
                          minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 1.0)
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
-
-
-@torch.no_grad()
-def predict_dialogues(model: VanillaModel, dialogues: list[Dialogue], spec: FeatureSpec,
-                      vad_scale, batch_size: int = 16):
-    """Yield (dialogue, probabilities (n, K), normalised VAD (n, 3)) per dialogue."""
-    model.eval()
-    for i in range(0, len(dialogues), batch_size):
-        chunk = dialogues[i:i + batch_size]
-        batch = collate(chunk, spec, vad_scale)
-        out = model(batch)
-        probs = torch.softmax(out.logits, -1)
-        for b, d in enumerate(chunk):
-            n = len(d)
-            yield d, probs[b, :n].numpy(), out.vad[b, :n].numpy()
 
 
 def evaluate_split(model, dialogues, spec, vad_scale, n_classes: int) -> dict:

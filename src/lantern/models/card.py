@@ -1,0 +1,74 @@
+"""Model cards: a shipped vanilla model's README, generated from its result file.
+
+Every number on the card comes from the result file (scores, seeds, selection, commit) or
+from the bundle itself (parameters, classes, features, VAD scale); split sizes are counted
+in the dataset the model was trained on, so nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+CARD_NAME = "README.md"
+
+_LIMITS = """## Limits
+- Trained on one corpus: expect lower scores on other domains, other languages (recordings in
+  another language are translated to English by Whisper first) and on short, context-free lines.
+- A model on text features reads words only: the same sentence said angrily or calmly gets the
+  same answer (see the RAVDESS measurement in `BENCHMARKS.md`).
+"""
+
+
+def card_summary(directory: Path) -> str:
+    """The first paragraph of the model card after its title (one line for reports)."""
+    card = Path(directory) / CARD_NAME
+    if not card.is_file():
+        return ""
+    paragraphs = [p.strip() for p in card.read_text(encoding="utf-8").split("\n\n")]
+    body = [p for p in paragraphs if p and not p.startswith("#")]
+    return " ".join(body[0].split()) if body else ""
+
+
+def split_sizes(dataset: str, label_set: str, options: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Labelled utterances per split of the dataset a model was trained on."""
+    from lantern.data import load_dataset
+
+    ds = load_dataset(dataset, label_set=label_set, **dict(options or {}))
+    return {split: sum(u.label is not None for d in dialogues for u in d)
+            for split, dialogues in ds.splits.items()}
+
+
+def model_card(bundle, result: Mapping[str, Any], shipped_seed: int, name: str,
+               sizes: Mapping[str, int]) -> str:
+    """The card of ``bundle`` (seed ``shipped_seed`` of the run that wrote ``result``)."""
+    seed = next(s for s in result["per_seed"] if s["seed"] == shipped_seed)
+    test, m = seed["test"], result["metrics"]
+    params = sum(p.numel() for p in bundle.model.parameters())
+    features = ", ".join(f"{mod} (`{feat}`)" for mod, feat in bundle.spec.modalities.items())
+    classes = ", ".join(bundle.label_set.descriptions or bundle.classes)
+    vad = (f" and valence, arousal and dominance on a {bundle.vad_scale[0]:g}–{bundle.vad_scale[1]:g} scale"
+           if bundle.vad_scale else "")
+    per_class = ", ".join(f"{k} {v:.1f}" for k, v in test["per_class_f1"].items())
+    ccc = test.get("vad") or {}
+    ccc_line = (" VAD concordance (CCC) of the shipped seed: "
+                + ", ".join(f"{d} {ccc[d]['ccc']:.2f}" for d in ("valence", "arousal", "dominance") if d in ccc)
+                + ".") if ccc else ""
+    config = result.get("config") or {}
+    return f"""# {name}
+
+A `{bundle.model.model_type}` vanilla model ({params:,} parameters) on {features}, predicting the {len(bundle.classes)} classes of {result['dataset']} `{bundle.label_set.name}` ({classes}){vad}.
+
+## What it was trained on
+- {result['dataset']}: train {sizes.get('train', 0):,} utterances, model selection on valid ({sizes.get('valid', 0):,} utterances), test {sizes.get('test', result['n_utterances']):,} utterances.
+- Recipe: `configs/{config.get('name', '?')}.yaml`, git commit {result['git_commit']}. Shipped: seed {shipped_seed}, the best of seeds {result['seeds']} on **{result['selection_split']}** weighted F1 ({seed['selection']:.2f}).
+
+## How well it does ({result['dataset']} {bundle.label_set.name} test, {result['n_utterances']:,} utterances)
+| | accuracy | weighted F1 |
+|---|---|---|
+| shipped seed {shipped_seed} | {test['accuracy']:.2f} | {test['weighted_f1']:.2f} |
+| all seeds {result['seeds']}, mean ± std | {m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f} | {m['weighted_f1']['mean']:.2f} ± {m['weighted_f1']['std']:.2f} |
+
+Per-class F1 of the shipped seed: {per_class}.{ccc_line}
+
+{_LIMITS}"""

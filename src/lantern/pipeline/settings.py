@@ -1,0 +1,142 @@
+"""What a pipeline config names: its run folder, the vanilla model, the LLM, the refine
+settings, where its answers live and the slug that names them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lantern.errors import ConfigError
+
+FUSION_SPLIT = "valid"   # mergers are trained on the validation split's answers, never on test
+DEFAULT_VARIANTS = ("vanilla-only", "llm-only", "uniform", "product", "position", "attention")
+MERGER_SEEDS = (0, 1, 2)
+POOLINGS = ("linear", "log-linear")
+
+
+# Typed sections of a pipeline config: their fields are the keys a config may use (checked
+# by lantern.config.load_config), their defaults the only ones. ``fields:`` and ``prompt:``
+# are lantern.refine.RefineSettings.
+
+@dataclass(frozen=True)
+class VanillaSection:
+    config: str | None = None            # a vanilla training config, relative to this file
+    pretrained: str | None = None        # or a shipped model name / saved model folder
+    overrides: list[str] = field(default_factory=list)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LLMSection:
+    backend: str = "embedded"
+    model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FusionSection:
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    seeds: tuple[int, ...] = MERGER_SEEDS     # learned mergers
+    poolings: tuple[str, ...] = POOLINGS      # learned mergers, chosen on validation
+    calibrations: tuple[str, ...] | None = None   # None: every one (log-probability answers)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)   # per variant
+
+    @classmethod
+    def of(cls, cfg: dict) -> "FusionSection":
+        raw = dict(cfg.get("fusion") or {})
+        return cls(**{k: tuple(v) if k in ("variants", "seeds", "poolings", "calibrations") and v is not None
+                      else v for k, v in raw.items()})
+
+
+#: top-level keys of a pipeline config besides its sections
+PIPELINE_KEYS = ("name", "output_dir", "config_dir", "answers_root", "answers_dir", "llm_cache",
+                 "threads")
+PIPELINE_SECTIONS = {"vanilla": VanillaSection, "llm": LLMSection, "fusion": FusionSection}
+
+
+def output_dir(cfg: dict) -> Path:
+    return Path(cfg.get("output_dir") or f"runs/{cfg['name']}")
+
+
+def vanilla_config(cfg: dict) -> dict:
+    """The vanilla model's training config (``vanilla.config`` + overrides), or, for
+    ``vanilla.pretrained`` (a shipped model name or a saved model folder), a description of
+    that model in the same shape (dataset, model name, features)."""
+    from lantern.config import load_config
+
+    spec = cfg.get("vanilla")
+    if spec and spec.get("pretrained"):
+        return _pretrained_vanilla_config(cfg, spec)
+    if not spec or "config" not in spec:
+        raise ConfigError("a lantern pipeline config needs vanilla.config (a vanilla training config) "
+                          "or vanilla.pretrained (a shipped model name or a saved model folder)")
+    path = Path(spec["config"])
+    if not path.is_absolute() and not path.exists():
+        path = Path(cfg.get("config_dir", ".")) / path
+    vcfg = load_config(path, list(spec.get("overrides") or []))
+    vcfg["seeds"] = [int(spec.get("seed", 0))]
+    vcfg.setdefault("output_dir", str(output_dir(cfg) / "vanilla"))
+    return vcfg
+
+
+def _pretrained_vanilla_config(cfg: dict, spec: dict) -> dict:
+    from lantern.predict.pretrained import shipped_model_dir, shipped_models
+
+    name = str(spec["pretrained"])
+    directory = shipped_model_dir(name) if name in shipped_models() else Path(name)
+    if not (directory / "config.json").is_file():
+        raise ConfigError(f"vanilla.pretrained: {name} is neither a shipped model "
+                          f"({', '.join(shipped_models())}) nor a saved model folder")
+    saved = json.loads((directory / "config.json").read_text())
+    dataset = {"name": saved.get("dataset"), "label_set": saved.get("label_set")}
+    for o in spec.get("overrides") or []:        # e.g. dataset.data_root=...
+        key, _, value = str(o).partition("=")
+        if key.startswith("dataset."):
+            dataset[key.split(".", 1)[1]] = value
+    return {"pretrained": str(directory), "dataset": dataset, "model": {"name": directory.name},
+            "features": (saved.get("feature_spec") or {}).get("modalities", {}), "seeds": [0],
+            "output_dir": str(output_dir(cfg) / "vanilla")}
+
+
+def make_llm(cfg: dict):
+    from lantern.llm import get_llm
+
+    section = LLMSection(**(cfg.get("llm") or {}))
+    return get_llm(section.backend, model=section.model, **(section.options or {}))
+
+
+def refine_settings(cfg: dict):
+    from lantern.refine import RefineSettings
+
+    try:
+        return RefineSettings(**(cfg.get("fields") or {}), **(cfg.get("prompt") or {}))
+    except TypeError as exc:   # configs from files are checked on load; this guards dicts
+        raise ConfigError(f"fields/prompt: {exc}") from None
+
+
+def answers_dir(cfg: dict, limit: int | None = None) -> Path:
+    """Where a run's answer files live: ``answers_dir``, else
+    ``answers_root/<run_slug>`` (the benchmarks commit theirs under ``benchmarks/answers/``),
+    else the run folder. A ``--limit`` run (whose vanilla model saw only N dialogues) keeps
+    its answers in its run folder, never beside the full run's."""
+    settings = refine_settings(cfg)
+    if limit is not None:
+        return output_dir(cfg) / f"answers{settings.variant_suffix}-limit{limit}"
+    if cfg.get("answers_dir"):
+        return Path(cfg["answers_dir"])
+    if cfg.get("answers_root"):
+        return Path(cfg["answers_root"]) / run_slug(cfg)
+    return output_dir(cfg) / ("answers" + settings.variant_suffix)
+
+
+def run_slug(cfg: dict) -> str:
+    """``iemocap-6way-sdt-qwen2.5-coder-1.5b-logprobs-w6s2`` (+ ``-no-refs`` / ``-no-vad``):
+    names a run's answers by everything that changes them."""
+    settings = refine_settings(cfg)
+    vcfg = vanilla_config(cfg)
+    llm = (cfg.get("llm") or {}).get("model") or "default"
+    parts = [vcfg["dataset"]["name"], vcfg["dataset"].get("label_set") or "", vcfg["model"]["name"],
+             str(llm).replace("/", "_"), settings.answer]
+    return "-".join(p for p in parts if p) + settings.variant_suffix + f"-w{settings.window}s{settings.stride}"
