@@ -46,7 +46,7 @@ def model_card(bundle, result: Mapping[str, Any], shipped_seed: int, name: str,
     test, m = seed["test"], result["metrics"]
     params = sum(p.numel() for p in bundle.model.parameters())
     features = ", ".join(f"{mod} (`{feat}`)" for mod, feat in bundle.spec.modalities.items())
-    classes = ", ".join(bundle.label_set.descriptions or bundle.classes)
+    classes = ", ".join(d.split(":")[0] for d in (bundle.label_set.descriptions or bundle.classes))
     vad = (f" and valence, arousal and dominance on a {bundle.vad_scale[0]:g}–{bundle.vad_scale[1]:g} scale"
            if bundle.vad_scale else "")
     per_class = ", ".join(f"{k} {v:.1f}" for k, v in test["per_class_f1"].items())
