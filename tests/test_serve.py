@@ -1,8 +1,10 @@
 """`lantern serve` over real HTTP: a uvicorn server on 127.0.0.1 in a background thread.
 
-Most tests replace ``lantern.predict.predict`` with a fast fake (monkeypatch) so they check the
-web layer: uploads, limits, errors, path safety and concurrency. One test runs the real engine
-(MiniLM text features, LLM off) and one drives the form with headless Chromium.
+Most tests pass a fast fake engine into ``create_app`` so they check the web layer: uploads,
+limits, errors, path safety and concurrency; :class:`PredictEngine` (what turns an upload into
+``lantern.predict`` settings and shares the LLM) is checked on its own with fake predict
+functions. One test runs the real engine (MiniLM text features, LLM off) and one drives the
+form with headless Chromium.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ import pytest
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
-import lantern.predict as engine  # noqa: E402
 from lantern.errors import DataError, LanternError  # noqa: E402
+from lantern.predict import PredictResult  # noqa: E402
+from lantern.predict.media import (AUDIO_SUFFIXES, CONVERSATION_SUFFIXES, VIDEO_SUFFIXES,  # noqa: E402
+                                   input_kind)
 from lantern.predict.outputs import write_outputs  # noqa: E402
-from lantern.serve import JOB_ID_RE, Jobs, ServeSettings, create_app, serve  # noqa: E402
+from lantern.web import PredictEngine, ServeSettings, create_app, serve  # noqa: E402
+from lantern.web.jobs import JOB_ID_RE, JobStore  # noqa: E402
 
 LIMIT_MB = 1
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -118,25 +123,30 @@ def job_dirs(root: Path) -> list[str]:
 
 # --- the fake engine ------------------------------------------------------------------------------
 class FakeEngine:
-    """Writes a tiny report that shows the uploaded text; misbehaves on request (markers)."""
+    """The web app's engine (``run``, ``close``), fast: writes a tiny report that shows the
+    uploaded text; misbehaves on request (markers)."""
 
-    def __init__(self, delay: float = 0.0):
-        self.delay = delay
-        self.calls: list[dict] = []
+    def __init__(self):
         self.lock = threading.Lock()
+        self.closed = 0
+        self.reset()
+
+    def reset(self):
+        self.delay = 0.0
+        self.calls: list[dict] = []
         self.active = self.max_active = 0
 
-    def make_llm(self, settings):
-        return type("FakeLLM", (), {"close": lambda self: None, "model_id": "fake"})()
+    def close(self):
+        self.closed += 1
 
-    def predict(self, input_path, out_dir, settings=None, llm=None):
+    def run(self, input_path, out_dir, llm, display_name=None):
         input_path, out_dir = Path(input_path), Path(out_dir)
         with self.lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
-            self.calls.append({"input": input_path, "out": out_dir, "llm": settings.llm,
-                               "shared_llm": llm, "thread": threading.current_thread().name,
-                               "settings": settings})
+            self.calls.append({"input": input_path, "out": out_dir, "llm": llm,
+                               "display_name": display_name,
+                               "thread": threading.current_thread().name})
         try:
             time.sleep(self.delay)
             text = input_path.read_text(encoding="utf-8", errors="replace")
@@ -151,28 +161,32 @@ class FakeEngine:
                 "report.html": (f"<!DOCTYPE html><html><head><title>Fake report</title></head><body>"
                                 f"<h1>Emotion report</h1><pre>{html.escape(text)}</pre></body>"
                                 f"</html>").encode(),
-                "predictions.json": json.dumps({"input": text, "llm": settings.llm}).encode(),
+                "predictions.json": json.dumps({"input": text, "llm": llm}).encode(),
                 "predictions.csv": b"speaker,text\nA,x\n"})
-            return engine.PredictResult({"input": text}, out_dir / "predictions.json",
-                                        out_dir / "predictions.csv", out_dir / "report.html")
+            return PredictResult({"input": text}, out_dir / "predictions.json",
+                                 out_dir / "predictions.csv", out_dir / "report.html")
         finally:
             with self.lock:
                 self.active -= 1
 
 
+@pytest.fixture(scope="module")
+def fake_engine():
+    return FakeEngine()
+
+
 @pytest.fixture
-def fake(monkeypatch):
-    """Replace the real engine for one test (the server looks it up on every request)."""
-    f = FakeEngine()
-    monkeypatch.setattr(engine, "predict", f.predict)
-    monkeypatch.setattr(engine, "make_llm", f.make_llm)
-    return f
+def fake(fake_engine):
+    """The fake engine of the ``server`` app, its record cleared for one test."""
+    fake_engine.reset()
+    return fake_engine
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, fake_engine):
     app = create_app(ServeSettings(jobs_dir=tmp_path_factory.mktemp("jobs"), max_upload_mb=LIMIT_MB,
-                                   llm="embedded", allowed_hosts=("127.0.0.1", "localhost")))
+                                   llm="embedded", allowed_hosts=("127.0.0.1", "localhost")),
+                     engine=fake_engine)
     s = Server(app)
     yield s
     s.stop()
@@ -194,11 +208,27 @@ def test_index_page_explains_files_and_limits(server):
     assert 'enctype="multipart/form-data"' in page and 'type="file" name="file"' in page
     assert 'type="checkbox" name="llm"' in page          # the server allows refinement
     for suffix in (".jsonl", ".json", ".csv", ".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus",
-                   ".mp4", ".mkv", ".mov", ".webm"):
+                   ".aac", ".mp4", ".mkv", ".mov", ".avi", ".webm"):
         assert f"<code>{suffix}</code>" in page
     assert f"at most {LIMIT_MB} MB" in page and "30 minutes" in page
     assert "<script" not in page and "default-src 'none'" in headers["content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_templates_and_styles_ship_as_package_data():
+    """The pages are read from package data: pyproject.toml must ship every file of them."""
+    import fnmatch
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["lantern"]
+    package = repo / "src" / "lantern"
+    files = [p for d in ("templates", "static") for p in (package / "web" / d).iterdir()]
+    assert files
+    for f in files:
+        rel = f.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(rel, pattern) for pattern in patterns), rel
 
 
 def test_healthz(server):
@@ -219,7 +249,7 @@ def test_upload_redirects_to_report_and_downloads_work(server, fake):
     # The stored name is server-made; only the allow-listed suffix came from the client.
     call = fake.calls[-1]
     assert call["input"] == server.jobs_dir / job / "input.jsonl" and call["out"] == server.jobs_dir / job
-    assert call["llm"] == "off" and call["shared_llm"] is None
+    assert call["llm"] == "off" and call["display_name"] == "Talk.JSONL"
     assert call["thread"] != server.thread.name      # a worker thread, not the event loop
 
     status, headers, body = server.get(headers["location"])
@@ -243,7 +273,77 @@ def test_upload_redirects_to_report_and_downloads_work(server, fake):
 def test_llm_checkbox_turns_refinement_on(server, fake):
     status, _, _ = server.upload("talk.jsonl", conversation("hello"), fields={"llm": "on"})
     assert status == 303
-    assert fake.calls[-1]["llm"] == "embedded" and fake.calls[-1]["shared_llm"] is not None
+    assert fake.calls[-1]["llm"] == "embedded"
+
+
+#: Every suffix ``lantern predict`` reads, from its own tables.
+PREDICT_SUFFIXES = tuple(dict.fromkeys(CONVERSATION_SUFFIXES + AUDIO_SUFFIXES + VIDEO_SUFFIXES))
+
+
+def test_every_suffix_predict_accepts_is_accepted_by_the_web_app(server, fake):
+    """Issue 10: the web app kept its own, shorter suffix list (no .aac, no .avi)."""
+    assert {".aac", ".avi", ".webm"} <= set(PREDICT_SUFFIXES)
+    _, _, body = server.get("/")
+    page = body.decode()
+    accept = re.search(r'accept="([^"]*)"', page).group(1).split(",")
+    assert sorted(accept) == sorted(PREDICT_SUFFIXES)
+    for suffix in PREDICT_SUFFIXES:
+        assert input_kind(f"clip{suffix}") in ("conversation", "media")     # predict reads it
+        assert f"<code>{suffix}</code>" in page
+        status, headers, _ = server.upload(f"My Clip{suffix.upper()}", conversation("hi"))
+        assert status == 303, (suffix, status)
+        job = headers["location"].rsplit("/", 1)[1]
+        assert fake.calls[-1]["input"] == server.jobs_dir / job / f"input{suffix}"
+    assert len(fake.calls) == len(PREDICT_SUFFIXES)
+
+
+def test_predict_engine_makes_safe_settings_and_shares_one_llm(tmp_path):
+    """What the real engine hands lantern.predict for an upload (fake predict and make_llm)."""
+    opened, runs = [], []
+
+    class FakeLLM:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    def make_llm(settings):
+        opened.append(settings)
+        return FakeLLM()
+
+    def predict(input_path, out_dir, settings=None, llm=None):
+        runs.append({"input": input_path, "out": out_dir, "settings": settings, "llm": llm})
+        return "done"
+
+    settings = ServeSettings(jobs_dir=tmp_path, llm="embedded", max_duration_s=60,
+                             predict_options={"window": 4, "media_paths": True, "progress": True})
+    eng = PredictEngine(settings, predict=predict, make_llm=make_llm)
+    assert eng.run(tmp_path / "input.jsonl", tmp_path, "off", "talk.jsonl") == "done"
+    eng.run(tmp_path / "input.wav", tmp_path, "embedded", "clip.wav")
+    eng.run(tmp_path / "input.wav", tmp_path, "embedded")
+    first, second, third = runs
+    assert first["llm"] is None and first["settings"].llm == "off"        # "off": no LLM at all
+    assert first["settings"].display_name == "talk.jsonl"
+    assert first["input"] == tmp_path / "input.jsonl" and first["out"] == tmp_path
+    for run in runs:
+        s = run["settings"]
+        # media_paths=False whatever the options say: a path in an upload names a server file.
+        assert s.media_paths is False and s.report and not s.progress
+        assert s.max_duration_s == 60 and s.window == 4
+    assert len(opened) == 1 and opened[0].llm == "embedded"                # opened once, shared
+    assert second["llm"] is third["llm"] and second["llm"] is not None
+    assert second["settings"].llm == "embedded" and second["settings"].display_name == "clip.wav"
+    llm = second["llm"]
+    eng.close()
+    assert llm.closed
+    with pytest.raises(LanternError, match="base_url"):                   # checked at start-up
+        PredictEngine(ServeSettings(jobs_dir=tmp_path, llm="openai"), predict=predict,
+                      make_llm=make_llm)
+    # The app closes the engine it was given when it shuts down.
+    engine = FakeEngine()
+    s = Server(create_app(ServeSettings(jobs_dir=tmp_path / "jobs", llm="off"), engine=engine))
+    s.stop()
+    assert engine.closed == 1
 
 
 # --- limits and bad uploads ------------------------------------------------------------------------
@@ -456,7 +556,7 @@ def test_truncated_multipart_body_is_refused(server, fake):
 def test_stalled_uploads_time_out_and_count_in_the_queue(tmp_path, fake):
     """Issue 9.10: an upload that stalls held its job folder for ever, counted nowhere."""
     s = Server(create_app(ServeSettings(jobs_dir=tmp_path / "jobs", llm="off", max_queue=1,
-                                        upload_idle_s=1.5, upload_timeout_s=30)))
+                                        upload_idle_s=1.5, upload_timeout_s=30), engine=fake))
     try:
         body, ctype = multipart("talk.jsonl", conversation("hello", "there"))
         with socket.create_connection(("127.0.0.1", s.port), timeout=20) as sock:
@@ -483,7 +583,7 @@ def test_stalled_uploads_time_out_and_count_in_the_queue(tmp_path, fake):
         s.stop()
     # A client that trickles bytes to stay under the idle limit meets the total limit.
     s = Server(create_app(ServeSettings(jobs_dir=tmp_path / "jobs2", llm="off", upload_idle_s=5,
-                                        upload_timeout_s=1.5)))
+                                        upload_timeout_s=1.5), engine=fake))
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=20) as sock:
             sock.sendall(_post_head(s, ctype, len(body)))
@@ -505,28 +605,29 @@ def test_nul_in_the_uploaded_file_name_never_reaches_the_report(server, fake):
     report raw."""
     status, headers, _ = server.upload("ta\x00lk\u202e.jsonl", conversation("hi"))
     assert status == 303
-    assert fake.calls[-1]["settings"].display_name == "talk.jsonl"
+    assert fake.calls[-1]["display_name"] == "talk.jsonl"
 
 
 def test_jobs_are_pruned_but_running_ones_kept(tmp_path):
-    jobs = Jobs(tmp_path, keep=2)
+    jobs = JobStore(tmp_path, keep=2)
     made = []
     for i in range(4):
-        job_id, path = jobs.new()
-        (path / "report.html").write_text("r")
-        os.utime(path, (1000 + i, 1000 + i))
-        made.append((job_id, path))
+        job = jobs.new()
+        assert JOB_ID_RE.fullmatch(job.id) and job.dir == tmp_path / job.id
+        (job.dir / "report.html").write_text("r")
+        os.utime(job.dir, (1000 + i, 1000 + i))
+        made.append(job)
         if i < 3:
-            jobs.finish(job_id, path, ok=True)
+            jobs.finish(job, ok=True)
     # made[3] is still running: it is never removed and not counted.
-    assert sorted(job_dirs(tmp_path)) == sorted([made[1][0], made[2][0], made[3][0]])
-    assert jobs.path(made[3][0]) is None                   # not served while running
-    jobs.finish(*made[3], ok=False)                       # a failed job is removed
-    assert sorted(job_dirs(tmp_path)) == sorted([made[1][0], made[2][0]])
+    assert sorted(job_dirs(tmp_path)) == sorted([made[1].id, made[2].id, made[3].id])
+    assert jobs.path(made[3].id) is None                  # not served while running
+    jobs.finish(made[3], ok=False)                        # a failed job is removed
+    assert sorted(job_dirs(tmp_path)) == sorted([made[1].id, made[2].id])
     broken = tmp_path / ("a" * 32)
     broken.mkdir()                                        # a crash left it without a report
     (tmp_path / "notes.txt").write_text("not a job")
-    Jobs(tmp_path, keep=5).prune(incomplete=True)
+    JobStore(tmp_path, keep=5).prune(incomplete=True)
     assert not broken.exists() and (tmp_path / "notes.txt").exists()
 
 
@@ -737,7 +838,7 @@ def test_serve_runs_uvicorn_and_guards_the_host(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = ("from lantern.serve import serve; "
+    code = ("from lantern.web import serve; "
             f"serve(port={port}, jobs_dir={str(tmp_path / 'jobs')!r}, llm='off', max_upload_mb=2)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -284,7 +284,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from lantern.serve import serve
+    from lantern.web import serve
 
     serve(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, llm=args.llm,
           jobs_dir=args.jobs_dir, workers=args.workers,

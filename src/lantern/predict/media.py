@@ -29,10 +29,14 @@ from pathlib import Path
 
 from lantern.errors import DataError, LanternError
 
+# The one table of input suffixes: ``lantern predict`` and the web app's upload allow-list
+# (lantern.web.uploads) both read these, so the two accept the same files.
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus", ".aac", ".webm")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 MEDIA_SUFFIXES = tuple(dict.fromkeys(AUDIO_SUFFIXES + VIDEO_SUFFIXES))
 CONVERSATION_SUFFIXES = (".jsonl", ".json", ".csv")
+#: Every suffix :func:`input_kind` accepts: one input file of ``lantern predict``.
+INPUT_SUFFIXES = CONVERSATION_SUFFIXES + MEDIA_SUFFIXES
 
 _COMMON = ("-hide_banner", "-loglevel", "error")
 _THREADS = ("-threads", "2")
@@ -232,5 +236,5 @@ def wav_duration(path: str | Path) -> float:
 
 
 __all__ = ["AUDIO_SUFFIXES", "VIDEO_SUFFIXES", "MEDIA_SUFFIXES", "CONVERSATION_SUFFIXES",
-           "MediaInfo", "probe", "extract_audio", "check_duration", "input_kind",
+           "INPUT_SUFFIXES", "MediaInfo", "probe", "extract_audio", "check_duration", "input_kind",
            "supported_suffixes", "wav_duration", "format_duration"]
