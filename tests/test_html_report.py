@@ -1,4 +1,4 @@
-"""The HTML report of ``lantern predict`` (``lantern.evaluation.html_report``).
+"""The HTML report of ``lantern predict`` (``lantern.report``).
 
 Documents are built here (fake but schema-valid, see ``docs/predict-output.md``). The
 screenshot tests run a real headless Chromium; they skip when ``/usr/bin/chromium`` is absent,
@@ -7,6 +7,8 @@ except under ``CI=true`` where they fail.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import random
 import re
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lantern.evaluation.html_report import class_colors, render_report, write_report
+from lantern.report import class_colors, render_report, write_report
 
 CLASSES_6 = ["hap", "sad", "neu", "ang", "exc", "fru"]
 NAMES_6 = {"hap": "happy", "sad": "sad", "neu": "neutral", "ang": "angry", "exc": "excited",
@@ -354,6 +356,23 @@ def test_no_network_references():
         "see https://example.com/x?a=1&amp;b=&quot;2&quot; &lt;a href=&quot;http://evil&quot;&gt;x&lt;/a&gt;", "")
     assert "http:" not in without_text and "https:" not in without_text and "//" not in without_text
     assert not any(t == "a" and not a.get("href", "").startswith("#") for t, a in parse(page).tags)
+
+
+def test_page_skeleton_order_and_script_hash():
+    """The skeleton from templates/ around the cards in their order; the CSP allows exactly the
+    inline script (its SHA-256), so a browser runs the filter bar and nothing else."""
+    page = render_report(make_doc(6, llm=True, gold=True))
+    assert page.startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
+    assert page.endswith("</script></body></html>\n")
+    style = page[page.index("<style>") + 7: page.index("</style>")]
+    assert style.startswith("\n:root{") and ".c0{background:" in style
+    assert page.count("\n") == style.count("\n") + 2                 # after the doctype, at the end
+    positions = [page.index(f'id="{i}"') for i in ("top", "overview", "refinement", "scores", "transcript")]
+    assert positions == sorted(positions) and page.index("<footer>") > positions[-1]
+    script = "".join(parse(page).script_text)
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    csp = [a for t, a in parse(page).tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert f"script-src 'sha256-{digest}'" in csp[0]["content"]
 
 
 def test_write_report_is_atomic_and_returns_path(tmp_path):

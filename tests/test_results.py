@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lantern.evaluation.benchmarks_md import check_benchmarks, render_benchmarks, write_benchmarks
 from lantern.evaluation.plots import save_confusion_png
-from lantern.evaluation.report import check_benchmarks, render_benchmarks, write_benchmarks
 from lantern.evaluation.results import (REQUIRED_KEYS, git_commit, load_results, peak_memory_mb,
                                         result_slug, summarise_seeds, write_result)
 
@@ -121,7 +121,7 @@ def test_summarise_seeds():
         summarise_seeds([{"accuracy": 1.0}, {"weighted_f1": 1.0}])
 
 
-# ---------------------------------------------------------------------------- report
+# --------------------------------------------------------------------- BENCHMARKS.md
 
 def _llm_result() -> dict:
     return _result(method="lantern", variant="gpt", metrics={

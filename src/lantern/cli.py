@@ -294,10 +294,10 @@ def cmd_serve(args) -> int:
 
 
 def cmd_benchmarks(args) -> int:
-    from lantern.evaluation.report import main as report_main
+    from lantern.evaluation.benchmarks_md import main as benchmarks_main
 
-    return report_main(["--results-dir", args.results_dir, "--out", args.out]
-                       + (["--check"] if args.check else []))
+    return benchmarks_main(["--results-dir", args.results_dir, "--out", args.out]
+                          + (["--check"] if args.check else []))
 
 
 # --- parser -----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Result files: one JSON per (dataset, label set, model, method, variant) run, written
 atomically under ``benchmarks/results/`` and rendered into BENCHMARKS.md by
-:mod:`lantern.evaluation.report`.
+:mod:`lantern.evaluation.benchmarks_md`.
 
 A result records everything needed to reproduce and judge a number: the data (dataset,
 label set, split, utterance count), the system (model, method, variant, features), how

@@ -7,7 +7,7 @@ Whisper) -> features (the registered extractors the model was trained on) -> the
 model shipped with the package (:mod:`.pretrained`) -> receptive fields + LLM answers
 (:mod:`lantern.refine`, embedded llama.cpp by default, any OpenAI-compatible server, or off)
 -> the prediction document, CSV and HTML report (:mod:`.outputs`,
-:mod:`lantern.evaluation.html_report`). ``docs/predict-output.md`` documents the outputs.
+:mod:`lantern.report`). ``docs/predict-output.md`` documents the outputs.
 
 LLM answers go through the persistent SQLite cache, so predicting the same input twice
 makes no second LLM call, and an interrupted run resumes where it stopped. The chosen LLM

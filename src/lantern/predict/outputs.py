@@ -145,7 +145,7 @@ def render_outputs(document: dict, report: bool = True) -> dict[str, bytes]:
                                             default=str).encode("utf-8"),
              "predictions.csv": to_csv(document).encode("utf-8")}
     if report:
-        from lantern.evaluation.html_report import render_report
+        from lantern.report import render_report
         files["report.html"] = render_report(document).encode("utf-8")
     return files
 

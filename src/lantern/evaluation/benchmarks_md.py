@@ -6,7 +6,7 @@ whether BENCHMARKS.md is stale::
 
     python scripts/make_benchmarks.py            # regenerate
     python scripts/make_benchmarks.py --check    # exit 1 if out of date
-    python -m lantern.evaluation.report --results-dir benchmarks/results --out BENCHMARKS.md
+    python -m lantern.evaluation.benchmarks_md --results-dir benchmarks/results --out BENCHMARKS.md
 """
 
 from __future__ import annotations
