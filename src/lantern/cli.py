@@ -303,11 +303,26 @@ def cmd_benchmarks(args) -> int:
 # --- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     import lantern
+    from lantern.features.cli import add_parser as add_features_parser
+    from lantern.llm.cli import add_parser as add_llm_parser
 
     parser = argparse.ArgumentParser(prog="lantern", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"lantern {lantern.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    # The order here is the order `lantern --help` lists the commands in.
+    _add_data_parsers(sub)
+    add_features_parser(sub)
+    add_llm_parser(sub)
+    _add_train_parser(sub)
+    _add_saved_model_parsers(sub)
+    _add_pipeline_parsers(sub)
+    _add_predict_parser(sub)
+    _add_serve_parser(sub)
+    _add_benchmarks_parser(sub)
+    return parser
 
+
+def _add_data_parsers(sub) -> None:
     data = sub.add_parser("data", help="inspect datasets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("list", help="registered datasets and label sets")
     p.set_defaults(func=cmd_data_list)
@@ -321,17 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_data_show)
 
-    try:
-        from lantern.features.cli import add_parser as add_features_parser
-        add_features_parser(sub)
-    except ImportError:  # pragma: no cover - features package always ships
-        pass
-    try:
-        from lantern.llm.cli import add_parser as add_llm_parser
-        add_llm_parser(sub)
-    except ImportError:  # pragma: no cover - llm package always ships
-        pass
 
+def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train and evaluate a vanilla model from a YAML config")
     p.add_argument("config")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
@@ -343,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
+
+def _add_saved_model_parsers(sub) -> None:
+    """``evaluate`` and ``export``: both read a saved vanilla model and a dataset."""
     for name, func, helptext in (("evaluate", cmd_evaluate, "evaluate a saved model"),
                                  ("export", cmd_export, "export per-utterance predictions (probabilities + VAD)")):
         p = sub.add_parser(name, help=helptext)
@@ -358,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", required=True, help="output folder for {split}.jsonl")
         p.set_defaults(func=func)
 
+
+def _add_pipeline_parsers(sub) -> None:
+    """``refine``, ``fuse`` and ``run``: the stages of a Lantern pipeline config."""
     for name, func, helptext in (
             ("refine", cmd_refine, "ask the LLM about every receptive field (vanilla predictions -> answers)"),
             ("fuse", cmd_fuse, "train the mergers on validation answers, evaluate on test"),
@@ -377,12 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="stop after this many new LLM answers (a long run in chunks; the next run continues)")
         p.set_defaults(func=func)
 
+
+def _add_predict_parser(sub) -> None:
+    from lantern.llm.base import EMBEDDED, LLM_CHOICES
+    from lantern.predict.inputs import DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_UTTERANCES
+
     p = sub.add_parser("predict", help="emotions of every utterance of a conversation file, a folder of clips or a recording")
     p.add_argument("input", help="a conversation file (.jsonl/.json/.csv, docs/conversation-format.md), "
                    "a folder of per-utterance audio/video clips, or one audio/video recording")
     p.add_argument("--out", help="output folder (default runs/predict/<input name>)")
     p.add_argument("--model", help="a saved vanilla model folder or a shipped model name (default: iemocap-6way-text)")
-    p.add_argument("--llm", choices=["embedded", "openai", "off"], default="embedded",
+    p.add_argument("--llm", choices=LLM_CHOICES, default=EMBEDDED,
                    help="LLM refinement: embedded llama.cpp (default), an OpenAI-compatible server, or off")
     p.add_argument("--llm-model", help="embedded: qwen2.5-coder-1.5b (default), qwen2.5-coder-0.5b, smollm2-135m or a .gguf; openai: the server's model name")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint for --llm openai (API key from $OPENAI_API_KEY)")
@@ -394,7 +411,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["auto", "transcribe", "translate"], default="auto",
                    help="auto: translate non-English speech to English (the text model reads English)")
     p.add_argument("--speaker", default="S1", help="speaker name for recordings and clip folders (no diarisation)")
-    from lantern.predict.inputs import DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_UTTERANCES
     p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS,
                    help=f"refuse conversation files with a longer utterance text (default {DEFAULT_MAX_TEXT_CHARS})")
     p.add_argument("--max-utterances", type=int, default=DEFAULT_MAX_UTTERANCES,
@@ -403,12 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+
+def _add_serve_parser(sub) -> None:
+    from lantern.llm.base import EMBEDDED, LLM_CHOICES
+
     p = sub.add_parser("serve", help="web app: upload a conversation or a recording, see its emotion report")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (default 50)")
-    p.add_argument("--llm", choices=("embedded", "openai", "off"), default="embedded",
+    p.add_argument("--llm", choices=LLM_CHOICES, default=EMBEDDED,
                    help="LLM backend the upload form may switch on for refinement (default embedded; off: vanilla only)")
     p.add_argument("--llm-model", help="embedded: a lantern LLM name or .gguf; openai: the server's model")
     p.add_argument("--base-url", help="--llm openai: the server, e.g. http://127.0.0.1:8080/v1")
@@ -417,12 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predictions that may run at once (default 1; more only helps with --llm openai/off)")
     p.set_defaults(func=cmd_serve)
 
+
+def _add_benchmarks_parser(sub) -> None:
     p = sub.add_parser("benchmarks", help="regenerate BENCHMARKS.md from benchmarks/results/*.json")
     p.add_argument("--results-dir", default="benchmarks/results")
     p.add_argument("--out", default="BENCHMARKS.md")
     p.add_argument("--check", action="store_true", help="exit 1 if BENCHMARKS.md is out of date")
     p.set_defaults(func=cmd_benchmarks)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,32 @@ def _map_label(name6: str, name4: str, label_set: str) -> str | None:
     return None if name6 in ("exc", "fru") else name6
 
 
+def _label6(row: dict[str, str], table: Path, line: int) -> str:
+    """The row's 6-way label name, checked against its numeric ``label6`` column."""
+    name6 = row["label6_name"].strip()
+    if name6 not in IEMOCAP_6WAY.classes:
+        raise DataError(f"unknown label {name6!r}; expected one of {IEMOCAP_6WAY.classes}",
+                        path=table, line=line, field="label6_name")
+    if row["label6"].strip() != str(IEMOCAP_6WAY.index(name6)):
+        raise DataError(f"label6 {row['label6']!r} disagrees with label6_name {name6!r}",
+                        path=table, line=line, field="label6")
+    return name6
+
+
+def _measurements(row: dict[str, str], table: Path,
+                  line: int) -> tuple[tuple[float, float, float] | None, dict[str, np.ndarray]]:
+    """(valence, activation, dominance) or None when one is missing, and the acoustic
+    descriptors as the ``audio:iemocap8`` feature."""
+    vad = tuple(parse_float(row[c], path=table, line=line, field=c)
+                for c in ("valence", "activation", "dominance"))
+    acoustic = [parse_float(row[c], path=table, line=line, field=c) for c in ACOUSTIC]
+    # 4 rows lack the descriptors: stored as all-NaN (a missing measurement), which
+    # training imputes with the train mean.
+    features = {"audio:iemocap8": np.asarray(
+        [np.nan if a is None else a for a in acoustic], dtype=np.float32)}
+    return (None if any(v is None for v in vad) else vad), features  # type: ignore[return-value]
+
+
 def load_iemocap(data_root: str | Path | None = None, label_set: str = "6way",
                  verify: bool = False, path: str | Path | None = None) -> EmotionDataset:
     """Load IEMOCAP ERC.
@@ -73,13 +99,7 @@ def load_iemocap(data_root: str | Path | None = None, label_set: str = "6way",
             raise DataError(f"duplicate utterance id {uid!r} (first on line {seen_ids[uid]})",
                             path=table, line=line, field="utterance_id")
         seen_ids[uid] = line
-        name6 = row["label6_name"].strip()
-        if name6 not in IEMOCAP_6WAY.classes:
-            raise DataError(f"unknown label {name6!r}; expected one of {IEMOCAP_6WAY.classes}",
-                            path=table, line=line, field="label6_name")
-        if row["label6"].strip() != str(IEMOCAP_6WAY.index(name6)):
-            raise DataError(f"label6 {row['label6']!r} disagrees with label6_name {name6!r}",
-                            path=table, line=line, field="label6")
+        name6 = _label6(row, table, line)
         try:
             turn = int(row["turn"])
         except ValueError:
@@ -89,9 +109,7 @@ def load_iemocap(data_root: str | Path | None = None, label_set: str = "6way",
             raise DataError(f"turn {turn} is not after turn {last_turn[dialogue_id]} of {dialogue_id}",
                             path=table, line=line, field="turn")
         last_turn[dialogue_id] = turn
-        vad = tuple(parse_float(row[c], path=table, line=line, field=c)
-                    for c in ("valence", "activation", "dominance"))
-        acoustic = [parse_float(row[c], path=table, line=line, field=c) for c in ACOUSTIC]
+        vad, features = _measurements(row, table, line)
         dialogue = dialogues.setdefault(dialogue_id, Dialogue(dialogue_id, [], split))
         if dialogue.split != split:
             raise DataError(f"dialogue {dialogue_id} is in split {dialogue.split!r} and {split!r}",
@@ -101,15 +119,10 @@ def load_iemocap(data_root: str | Path | None = None, label_set: str = "6way",
             raise DataError(f"unknown label {name4!r}; expected one of {IEMOCAP_4WAY_MERGE.classes}",
                             path=table, line=line, field="label4_name")
         mapped = _map_label(name6, name4, label_set)
-        # 4 rows lack the descriptors: stored as all-NaN (a missing measurement), which
-        # training imputes with the train mean.
-        features = {"audio:iemocap8": np.asarray(
-            [np.nan if a is None else a for a in acoustic], dtype=np.float32)}
         utt = Utterance(
             id=uid, speaker=row["speaker"].strip(), text=row["text"],
             label=labels.index(mapped) if mapped is not None else None,
-            vad=None if any(v is None for v in vad) else vad,  # type: ignore[arg-type]
-            features=features,
+            vad=vad, features=features,
             start=parse_float(row["start_time"], path=table, line=line, field="start_time"),
             end=parse_float(row["end_time"], path=table, line=line, field="end_time"),
             meta={"label6": name6, "turn": turn, "line": line},

@@ -91,17 +91,6 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         yield i, obj
 
 
-def read_json(path: str | Path) -> Any:
-    path = Path(path)
-    try:
-        return json.loads(read_text(path))
-    except RecursionError:
-        raise DataError("JSON nested too deeply", path=path) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path,
-                        line=exc.lineno) from None
-
-
 def read_pickle(path: str | Path, encoding: str = "ASCII") -> Any:
     """Unpickle a file (trusted dataset files only), with a clear error if it is not a pickle."""
     path = require_file(path)

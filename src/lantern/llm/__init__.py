@@ -1,6 +1,7 @@
 """LLM backends by name, the offline model table, and model-file assembly.
 
-Backends (:data:`BACKENDS`):
+Backends (:data:`BACKENDS`; their names are :data:`EMBEDDED` and :data:`OPENAI`, and
+:data:`LLM_CHOICES` adds :data:`LLM_OFF` for the places where a user may switch the LLM off):
 
 ============  ==================================================================================
 ``embedded``  llama.cpp in-process (``llama-cpp-python``), a GGUF model from :data:`MODELS`
@@ -34,12 +35,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lantern.errors import ConfigError
-from lantern.llm.base import ChatRequest, ChatResponse, LLM, LLMError, ModelNotAvailable
+from lantern.llm.base import (BACKEND_NAMES, EMBEDDED, LLM_CHOICES, LLM_OFF, OPENAI, ChatRequest,
+                              ChatResponse, LLM, LLMError, ModelNotAvailable)
 from lantern.registry import Registry
 
 BACKENDS = Registry("LLM backend")
-BACKENDS.register("embedded", "lantern.llm.embedded:EmbeddedLLM")
-BACKENDS.register("openai", "lantern.llm.openai_http:OpenAICompatibleLLM")
+BACKENDS.register(EMBEDDED, "lantern.llm.embedded:EmbeddedLLM")
+BACKENDS.register(OPENAI, "lantern.llm.openai_http:OpenAICompatibleLLM")
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
@@ -87,7 +89,7 @@ MODELS: dict[str, dict[str, Any]] = {
 _HASH_BLOCK = 1 << 20
 
 
-def get_llm(backend: str = "embedded", model: str | None = None, **options: Any) -> LLM:
+def get_llm(backend: str = EMBEDDED, model: str | None = None, **options: Any) -> LLM:
     """A new LLM. ``model`` is a :data:`MODELS` name or a ``.gguf`` path for ``embedded``
     (default :data:`DEFAULT_MODEL`), and the server's model name for ``openai`` (default:
     the first one the server lists). ``options`` go to the backend's constructor.
@@ -97,7 +99,7 @@ def get_llm(backend: str = "embedded", model: str | None = None, **options: Any)
     ...
     lantern.errors.ConfigError: unknown LLM backend 'nope'; known: embedded, openai
     """
-    if backend == "embedded" and model is None:
+    if backend == EMBEDDED and model is None:
         model = DEFAULT_MODEL
     return BACKENDS.create(backend, model=model, **options)
 
@@ -288,6 +290,6 @@ def model_status(name: str, directory: str | Path | None = None) -> dict[str, An
             "sha256": spec["sha256"], "chat_format": spec["chat_format"]}
 
 
-__all__ = ["BACKENDS", "MODELS", "DEFAULT_MODEL", "get_llm", "ensure_model", "assemble_file",
-           "locate_parts", "model_status", "ChatRequest", "ChatResponse", "LLM", "LLMError",
-           "ModelNotAvailable"]
+__all__ = ["BACKENDS", "BACKEND_NAMES", "EMBEDDED", "OPENAI", "LLM_OFF", "LLM_CHOICES", "MODELS",
+           "DEFAULT_MODEL", "get_llm", "ensure_model", "assemble_file", "locate_parts",
+           "model_status", "ChatRequest", "ChatResponse", "LLM", "LLMError", "ModelNotAvailable"]

@@ -1,8 +1,11 @@
-"""The :class:`LLM` contract shared by every backend, and its request/response records.
+"""The :class:`LLM` contract shared by every backend, its request/response records, and the
+backend names.
 
 A backend turns one :class:`ChatRequest` into one :class:`ChatResponse`. Everything that can
 change the answer lives in the request (messages, sampling parameters, schema) or in the
 backend's :meth:`LLM.cache_identity`, so :mod:`lantern.llm.cache` can key answers on them.
+:meth:`LLM.chat_many` answers a batch at most :attr:`LLM.max_concurrency` at a time
+(:func:`bounded_map`); a backend with one model context (the embedded one) keeps 1.
 
 >>> req = ChatRequest([{"role": "user", "content": "hi"}], max_tokens=8)
 >>> req.temperature, req.seed, req.json_schema is None
@@ -20,15 +23,29 @@ backend's :meth:`LLM.cache_identity`, so :mod:`lantern.llm.cache` can key answer
 ['hi', 'hi']
 >>> ChatResponse.from_dict(Echo().chat(req).to_dict()).text
 'hi'
+>>> LLM_CHOICES
+('embedded', 'openai', 'off')
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from lantern.errors import LanternError
+
+#: the backend names (:data:`lantern.llm.BACKENDS` registers one class under each)
+EMBEDDED = "embedded"
+OPENAI = "openai"
+BACKEND_NAMES = (EMBEDDED, OPENAI)
+#: where a user picks the LLM (``--llm``, predict and serve settings), this one means "none"
+LLM_OFF = "off"
+LLM_CHOICES = (*BACKEND_NAMES, LLM_OFF)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class LLMError(LanternError, RuntimeError):
@@ -82,9 +99,6 @@ class ChatRequest:
             out["grammar"] = self.grammar
         return out
 
-    def with_messages(self, messages: Sequence[dict[str, str]]) -> "ChatRequest":
-        return replace(self, messages=list(messages))
-
 
 @dataclass
 class ChatResponse:
@@ -130,8 +144,10 @@ class LLM(abc.ABC):
         """Answer one request; raise :class:`LLMError` when no answer can be had."""
 
     def chat_many(self, requests: Iterable[ChatRequest]) -> list[ChatResponse]:
-        """Answers in request order. The default is sequential (llama.cpp has one context)."""
-        return [self.chat(r) for r in requests]
+        """Answers in request order, :attr:`max_concurrency` at a time (one: in this thread,
+        one after another). The first error is raised once the requests in flight finish;
+        requests not yet started are then dropped rather than sent for nothing."""
+        return list(bounded_map(self.chat, requests, self.max_concurrency))
 
     def cache_identity(self) -> dict[str, Any]:
         """Backend options that change answers without being in the request (chat template,
@@ -149,6 +165,34 @@ class LLM(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r})"
+
+
+def bounded_map(fn: Callable[[T], R], items: Iterable[T], width: int, *, in_order: bool = True,
+                thread_name_prefix: str = "lantern-llm") -> Iterator[R]:
+    """``fn(item)`` for every item, at most ``width`` running at once in worker threads (a
+    width of 1, or a single item, runs in the calling thread). Results come in item order,
+    or as they complete with ``in_order=False`` (to store each as soon as it arrives). On an
+    error, or when the consumer stops early, items not yet started are cancelled and the
+    running ones awaited before the error propagates.
+
+    >>> list(bounded_map(lambda x: x * x, range(5), 3))
+    [0, 1, 4, 9, 16]
+    >>> sorted(bounded_map(str, [1, 2], 2, in_order=False))
+    ['1', '2']
+    """
+    items = list(items)
+    width = max(1, int(width or 1))
+    if width == 1 or len(items) <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=min(width, len(items)), thread_name_prefix=thread_name_prefix)
+    futures = [pool.submit(fn, item) for item in items]
+    try:
+        for future in (futures if in_order else as_completed(futures)):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def normalise_logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -176,5 +220,6 @@ def message_text(choice: dict[str, Any]) -> str:
     return message.get("content") or ""
 
 
-__all__ = ["ChatRequest", "ChatResponse", "LLM", "LLMError", "LLMNotInstalled",
-           "ModelNotAvailable", "normalise_logprobs", "message_text"]
+__all__ = ["BACKEND_NAMES", "EMBEDDED", "LLM_CHOICES", "LLM_OFF", "OPENAI", "ChatRequest",
+           "ChatResponse", "LLM", "LLMError", "LLMNotInstalled", "ModelNotAvailable", "bounded_map",
+           "normalise_logprobs", "message_text"]

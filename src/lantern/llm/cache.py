@@ -37,7 +37,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from lantern.llm.base import ChatRequest, ChatResponse, LLM
 
@@ -168,6 +168,8 @@ class CachedLLM(LLM):
 
     ``hits`` and ``misses`` count this wrapper's lookups; a resumed run whose answers are all
     cached makes no backend call (and, for the embedded backend, never loads the model).
+    :meth:`LLM.chat_many` (inherited, as wide as the wrapped backend) stores each answer as
+    soon as it arrives, so an interruption loses only the requests in flight.
     """
 
     def __init__(self, llm: LLM, cache: LLMCache | None = None, template_hash: str = ""):
@@ -209,22 +211,6 @@ class CachedLLM(LLM):
         """Drop the stored answer to ``request``: it turned out unusable, and replaying it
         would pass a failure off as an answer (the next run asks the backend again)."""
         self.cache.delete(self.key(request))
-
-    def chat_many(self, requests: Iterable[ChatRequest]) -> list[ChatResponse]:
-        """Like :meth:`LLM.chat_many`, but each answer is stored as soon as it arrives, so an
-        interruption loses only the requests in flight."""
-        requests = list(requests)
-        if self.max_concurrency <= 1 or len(requests) <= 1:
-            return [self.chat(r) for r in requests]
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(requests)),
-                                  thread_name_prefix="lantern-llm-cache")
-        futures = [pool.submit(self.chat, r) for r in requests]
-        try:
-            return [f.result() for f in futures]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         self.llm.close()

@@ -56,7 +56,9 @@ GENERATION_HEAVY = [{"role": "user", "content": "Write the numbers from 1 to 200
 
 def add_parser(subparsers) -> None:
     """Add ``llm`` (with ``check``, ``models`` and ``assemble``) to an argparse subparsers object."""
-    from lantern.llm import BACKENDS, MODELS
+    from lantern.llm import BACKENDS, EMBEDDED, MODELS
+    from lantern.llm.openai_http import (DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL,
+                                         DEFAULT_SCHEMA_MODE, SCHEMA_MODES)
 
     llm = subparsers.add_parser("llm", help="check LLM backends and list offline models")
     sub = llm.add_subparsers(dest="llm_command", metavar="{check,models,assemble}")
@@ -64,15 +66,14 @@ def add_parser(subparsers) -> None:
 
     ck = sub.add_parser("check", help="which backend/model answers, JSON output, tokens/s",
                         description="Send a fixed prompt with a JSON schema and measure speed.")
-    ck.add_argument("--backend", choices=BACKENDS.names(), default="embedded")
+    ck.add_argument("--backend", choices=BACKENDS.names(), default=EMBEDDED)
     ck.add_argument("--model", help="embedded: a model name (see `lantern llm models`) or a .gguf "
                                      "path; openai: the server's model name (default: its first)")
-    ck.add_argument("--base-url", default="http://127.0.0.1:8080/v1",
+    ck.add_argument("--base-url", default=DEFAULT_BASE_URL,
                     help="openai backend: the server's base URL (with /v1)")
-    ck.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+    ck.add_argument("--api-key-env", default=DEFAULT_API_KEY_ENV, metavar="VAR",
                     help="openai backend: environment variable holding the API key (optional)")
-    ck.add_argument("--schema-mode", choices=["json_schema", "json_object", "none"],
-                    default="json_schema",
+    ck.add_argument("--schema-mode", choices=SCHEMA_MODES, default=DEFAULT_SCHEMA_MODE,
                     help="openai backend: structured-output form (json_object for llama.cpp server)")
     ck.add_argument("--threads", type=int, default=2, help="embedded backend: CPU threads")
     ck.add_argument("--gen-tokens", type=int, default=96,
@@ -90,11 +91,11 @@ def add_parser(subparsers) -> None:
 
 
 def _make_llm(args):
-    from lantern.llm import get_llm
+    from lantern.llm import EMBEDDED, OPENAI, get_llm
 
-    if args.backend == "embedded":
-        return get_llm("embedded", args.model, n_threads=args.threads, n_threads_batch=args.threads)
-    return get_llm("openai", args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+    if args.backend == EMBEDDED:
+        return get_llm(EMBEDDED, args.model, n_threads=args.threads, n_threads_batch=args.threads)
+    return get_llm(OPENAI, args.model, base_url=args.base_url, api_key_env=args.api_key_env,
                    schema_mode=args.schema_mode, max_attempts=3)
 
 

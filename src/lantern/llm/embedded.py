@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lantern.llm.base import (ChatRequest, ChatResponse, LLM, LLMError, LLMNotInstalled,
+from lantern.llm.base import (EMBEDDED, ChatRequest, ChatResponse, LLM, LLMError, LLMNotInstalled,
                               message_text, normalise_logprobs)
 from lantern.llm.slots import SlotRequest, SlotResponse, label_distribution, slot_prefix
 
@@ -46,10 +46,11 @@ class EmbeddedLLM(LLM):
     to a ``.gguf`` file; ``model_path`` (with an optional known ``sha256``) bypasses the table.
     Two threads by default: the target machines are 2-core laptops and more threads than
     cores slows llama.cpp down. One llama.cpp context serves one request at a time, so calls
-    are serialised with a lock.
+    are serialised with a lock (and :meth:`LLM.chat_many` runs them one after another).
     """
 
-    backend = "embedded"
+    backend = EMBEDDED
+    max_concurrency = 1
 
     def __init__(self, model: str | None = None, *, model_path: str | Path | None = None,
                  sha256: str | None = None, n_ctx: int = 4096, n_threads: int = 2,
@@ -129,7 +130,7 @@ class EmbeddedLLM(LLM):
         if request.logprobs:
             if not self.options["logits_all"]:
                 raise LLMError("log-probabilities need the model loaded with logits_all=True "
-                               "(get_llm('embedded', ..., logits_all=True))")
+                               f"(get_llm({EMBEDDED!r}, ..., logits_all=True))")
             kwargs["logprobs"] = True
             if request.top_logprobs is not None:
                 kwargs["top_logprobs"] = request.top_logprobs

@@ -13,7 +13,7 @@ Standard library only (``urllib.request`` + a thread pool), so the backend adds 
   and jitter (a server's ``Retry-After`` is honoured), at most ``max_attempts`` tries; other
   4xx are errors at once (retrying a bad request only wastes quota).
 * **Concurrency**: at most ``max_concurrency`` requests in flight, also across threads that
-  call :meth:`chat` themselves; :meth:`chat_many` fills that many workers.
+  call :meth:`chat` themselves; :meth:`LLM.chat_many` (inherited) fills that many workers.
 * **API key**: read from the environment variable named by ``api_key_env`` (optional: local
   servers need none). It goes only into the ``Authorization`` header, and only to the origin
   (scheme, host, port) of ``base_url``: a redirect to another origin is refused, not followed
@@ -46,16 +46,20 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from lantern.errors import ConfigError
-from lantern.llm.base import ChatRequest, ChatResponse, LLM, LLMError, message_text, normalise_logprobs
+from lantern.llm.base import (OPENAI, ChatRequest, ChatResponse, LLM, LLMError, message_text,
+                              normalise_logprobs)
 
 log = logging.getLogger(__name__)
 
+#: where a server is expected when none is named (llama.cpp's server on this machine)
+DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 SCHEMA_MODES = ("json_schema", "json_object", "none")
+DEFAULT_SCHEMA_MODE = "json_schema"
 GRAMMAR_MODES = ("none", "gbnf")
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -164,12 +168,12 @@ def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: by
 class OpenAICompatibleLLM(LLM):
     """Chat completions from an OpenAI-compatible server (see the module docstring)."""
 
-    backend = "openai"
+    backend = OPENAI
 
-    def __init__(self, model: str | None = None, *, base_url: str = "http://127.0.0.1:8080/v1",
-                 api_key_env: str | None = "OPENAI_API_KEY", max_concurrency: int = 4,
+    def __init__(self, model: str | None = None, *, base_url: str = DEFAULT_BASE_URL,
+                 api_key_env: str | None = DEFAULT_API_KEY_ENV, max_concurrency: int = 4,
                  timeout: float = 120.0, max_attempts: int = 5, backoff_base: float = 1.0,
-                 backoff_max: float = 30.0, schema_mode: str = "json_schema",
+                 backoff_max: float = 30.0, schema_mode: str = DEFAULT_SCHEMA_MODE,
                  grammar_mode: str = "none",
                  extra_body: Mapping[str, Any] | None = None, transport: Transport | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
@@ -366,18 +370,3 @@ class OpenAICompatibleLLM(LLM):
                             completion_tokens=int(usage.get("completion_tokens") or 0),
                             seconds=seconds, finish_reason=choice.get("finish_reason"),
                             model_id=self.model_id, top_logprobs=normalise_logprobs(choice))
-
-    def chat_many(self, requests: Iterable[ChatRequest]) -> list[ChatResponse]:
-        """Answers in request order, ``max_concurrency`` at a time; the first error is raised
-        after the requests already in flight finish."""
-        requests = list(requests)
-        if len(requests) <= 1 or self.max_concurrency == 1:
-            return [self.chat(r) for r in requests]
-        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(requests)),
-                                  thread_name_prefix="lantern-llm")
-        futures = [pool.submit(self.chat, r) for r in requests]
-        try:
-            return [f.result() for f in futures]
-        finally:
-            # On an error, requests not yet started are dropped rather than sent for nothing.
-            pool.shutdown(wait=True, cancel_futures=True)

@@ -20,7 +20,7 @@ Backends:
   server that returns no log-probabilities raises :class:`NoLogprobs` (the caller then uses
   written percents).
 
->>> v = Verbaliser.from_words(("happy", "sad"))
+>>> v = Verbaliser(("happy", "sad"))
 >>> v.label_of_token(" Happy"), v.label_of_token("sa"), v.label_of_token(" s"), v.label_of_token("x")
 (0, 1, 1, None)
 >>> resp = SlotResponse(probs=[[0.8, 0.2]], mass=[0.9], filled=[0], prompt_tokens=10,
@@ -74,10 +74,6 @@ class Verbaliser:
         lowered = [w.lower() for w in self.words]
         if len(set(lowered)) != len(lowered) or not all(re.fullmatch(r"[a-z]+", w) for w in lowered):
             raise ValueError(f"label words must be distinct single words of letters; got {self.words}")
-
-    @classmethod
-    def from_words(cls, words: Sequence[str]) -> "Verbaliser":
-        return cls(tuple(words))
 
     @classmethod
     def for_label_set(cls, classes: Sequence[str], descriptions: Sequence[str] = ()) -> "Verbaliser":

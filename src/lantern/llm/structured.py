@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
 from lantern.llm.base import ChatRequest, ChatResponse, LLM
@@ -87,10 +87,6 @@ class StructuredStats:
         self.completion_tokens += call.completion_tokens
         self.seconds += call.seconds
         self.cache_hits += call.cache_hits
-
-    def merge(self, other: "StructuredStats") -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
