@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -37,6 +37,7 @@ import numpy as np
 
 from lantern.answers import AnswerFile, FieldAnswer
 from lantern.errors import ConfigError
+from lantern.llm.slots import DEFAULT_MIN_MASS
 from lantern.prompts import (SUM_TOLERANCE, AnswerError, FieldLine, PromptTemplate,
                              SlotPromptTemplate)
 from lantern.receptive_fields import ReceptiveField, fields_per_utterance, make_fields, memberships
@@ -60,7 +61,7 @@ class RefineSettings:
     # instead of re-asking; see PromptTemplate.parse.
     renormalise: bool = True
     #: logprobs mode: slots whose label words hold less probability than this are counted
-    min_mass: float = 0.5
+    min_mass: float = DEFAULT_MIN_MASS
     temperature: float = 0.0
     seed: int = 0
 
@@ -146,6 +147,12 @@ class _Run:
         self.counts = {"fallbacks": 0, "renormalised_answers": 0, "low_mass_slots": 0,
                        "unread_slots": 0, "parse_failures": 0, "validation_failures": 0,
                        "retries": 0, "answer_file_hits": 0, "cache_hits": 0}
+        self._counts_lock = threading.Lock()   # ask() runs in worker threads on servers
+
+    def count(self, **deltas: int) -> None:
+        with self._counts_lock:
+            for name, delta in deltas.items():
+                self.counts[name] += delta
 
     # -- templates
     def slot_template(self) -> SlotPromptTemplate:
@@ -192,7 +199,7 @@ class _Run:
         request = self.slot_template().request(job.lines)
         cached = self.cache.get_json(job.key) if self.cache is not None else None
         if cached is not None:
-            self.counts["cache_hits"] += 1
+            self.count(cache_hits=1)
             return FieldAnswer.from_dict({**cached, "key": job.key})
         reader = getattr(self.llm, "read_slots", None)
         resp = reader(request) if reader is not None else read_slots_via_chat(self.llm, request)
@@ -243,12 +250,9 @@ class _Run:
                              decode_steps=stats.completion_tokens, seconds=stats.seconds,
                              requests=stats.attempts,
                              failures=stats.parse_failures + stats.validation_failures)
-        self.counts["parse_failures"] += stats.parse_failures
-        self.counts["validation_failures"] += stats.validation_failures
-        self.counts["retries"] += stats.retries
-        self.counts["cache_hits"] += stats.cache_hits
-        if valid:
-            self.counts["renormalised_answers"] += parsed.get("renormalised", 0)
+        self.count(parse_failures=stats.parse_failures, validation_failures=stats.validation_failures,
+                   retries=stats.retries, cache_hits=stats.cache_hits,
+                   renormalised_answers=parsed.get("renormalised", 0) if valid else 0)
         return answer
 
     def ask(self, job: _Job) -> FieldAnswer:
@@ -353,20 +357,11 @@ def answer_records(answer: FieldAnswer, field: ReceptiveField, drows: Sequence[P
 
 def _answer_all(run: _Run, pending: list[_Job], keep: Callable[[FieldAnswer], None]) -> None:
     """Answer every pending job, ``max_concurrency`` at a time, keeping each as it arrives."""
+    from lantern.llm.base import bounded_map
+
     width = max(1, int(getattr(run.llm, "max_concurrency", 1) or 1))
-    if width == 1 or len(pending) <= 1:
-        for job in pending:
-            keep(run.ask(job))
-        return
-    with ThreadPoolExecutor(max_workers=min(width, len(pending)), thread_name_prefix="lantern-refine") as pool:
-        futures = [pool.submit(run.ask, job) for job in pending]
-        try:
-            for fut in as_completed(futures):
-                keep(fut.result())
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    for answer in bounded_map(run.ask, pending, width, in_order=False, thread_name_prefix="lantern-refine"):
+        keep(answer)
 
 
 def _summary(run: _Run, jobs, done, rows, dialogues, wall: float, n_new: int) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lantern.llm.base import EMBEDDED
 from lantern.paths import atomic_write_text
 from lantern.pipeline.settings import answers_dir, make_llm, refine_settings, vanilla_config
 from lantern.pipeline.vanilla import pin_vanilla
@@ -96,7 +97,7 @@ def _refine_split(cfg: dict, predictions: Path, folder: Path, split: str, limit,
     with AnswerFile(folder / f"{split}.jsonl", header) as answers:
         check = None
         missing = _count_missing(run, rows, answers)
-        if missing and settings.answer == "logprobs" and llm.backend == "embedded":
+        if missing and settings.answer == "logprobs" and llm.backend == EMBEDDED:
             check = speed_check(llm)
 
         def on_answer(_answer, budget=budget):

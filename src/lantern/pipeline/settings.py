@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lantern.errors import ConfigError
+from lantern.llm.base import EMBEDDED
 
 FUSION_SPLIT = "valid"   # mergers are trained on the validation split's answers, never on test
 DEFAULT_VARIANTS = ("vanilla-only", "llm-only", "uniform", "product", "position", "attention")
@@ -30,7 +31,7 @@ class VanillaSection:
 
 @dataclass(frozen=True)
 class LLMSection:
-    backend: str = "embedded"
+    backend: str = EMBEDDED
     model: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 

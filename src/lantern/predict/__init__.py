@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from lantern.errors import ConfigError
-from lantern.records import PredictionRow
+from lantern.llm.base import EMBEDDED, LLM_CHOICES, LLM_OFF, OPENAI
 from lantern.predict.inputs import (DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_TEXT_CHARS,
                                     DEFAULT_MAX_UTTERANCES)
+from lantern.records import PredictionRow
 
-LLM_CHOICES = ("embedded", "openai", "off")
 
 
 @dataclass
@@ -35,7 +35,7 @@ class PredictSettings:
     """Everything ``lantern predict`` can be told. Defaults: shipped model, embedded LLM."""
 
     model: str | None = None          # a saved vanilla model folder; None: the shipped one
-    llm: str = "embedded"             # embedded | openai | off
+    llm: str = EMBEDDED               # embedded | openai | off
     llm_model: str | None = None      # embedded: a lantern LLM name or .gguf; openai: server model
     base_url: str | None = None       # openai backend: e.g. http://127.0.0.1:8080/v1
     window: int = 6                   # receptive field length ...
@@ -59,7 +59,7 @@ class PredictSettings:
     def __post_init__(self):
         if self.llm not in LLM_CHOICES:
             raise ConfigError(f"unknown llm {self.llm!r}; choose one of {', '.join(LLM_CHOICES)}")
-        if self.llm == "openai" and not self.base_url and "base_url" not in self.llm_options:
+        if self.llm == OPENAI and not self.base_url and "base_url" not in self.llm_options:
             raise ConfigError("llm 'openai' needs base_url (e.g. http://127.0.0.1:8080/v1)")
         if self.max_duration_s <= 0:
             raise ConfigError(f"max_duration_s must be positive, got {self.max_duration_s}")
@@ -82,10 +82,10 @@ def make_llm(settings: PredictSettings):
     """The LLM the settings ask for (None when refinement is off)."""
     from lantern.llm import get_llm
 
-    if settings.llm == "off":
+    if settings.llm == LLM_OFF:
         return None
     options = dict(settings.llm_options)
-    if settings.llm == "openai" and settings.base_url:
+    if settings.llm == OPENAI and settings.base_url:
         options["base_url"] = settings.base_url
     return get_llm(settings.llm, model=settings.llm_model, **options)
 
@@ -97,7 +97,7 @@ def check_llm(llm) -> None:
     check = getattr(llm, "check_available", None)
     if callable(check):
         check()
-    elif getattr(llm, "backend", None) == "embedded" and getattr(llm, "loaded", True) is False:
+    elif getattr(llm, "backend", None) == EMBEDDED and getattr(llm, "loaded", True) is False:
         from lantern.llm.embedded import import_llama_cpp
         import_llama_cpp()
 
@@ -128,7 +128,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
-    own_llm = llm is None and settings.llm != "off"
+    own_llm = llm is None and settings.llm != LLM_OFF
     if own_llm:
         llm = make_llm(settings)
     try:
@@ -150,7 +150,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
 
             refined, llm_summary = None, None
             timings["llm"] = 0.0
-            if settings.llm != "off":
+            if settings.llm != LLM_OFF:
                 timings["llm"], (refined, llm_summary) = _timed(
                     _refine, rows, label_set, settings, llm, model_info)
 

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from lantern.llm.base import LLM_OFF
 from lantern.web.settings import ServeSettings
 
 
@@ -64,7 +65,7 @@ class PredictEngine:
 
     def run(self, input_path: Path, job_dir: Path, llm: str, display_name: str | None = None):
         settings = self.predict_settings(llm, display_name)
-        shared = self.open_llm() if llm != "off" else None
+        shared = self.open_llm() if llm != LLM_OFF else None
         return self._predict(input_path, job_dir, settings=settings, llm=shared)
 
     def close(self) -> None:

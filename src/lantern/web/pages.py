@@ -19,6 +19,7 @@ import importlib.resources
 import re
 from string import Template
 
+from lantern.llm.base import LLM_OFF
 from lantern.predict.media import (AUDIO_SUFFIXES, CONVERSATION_SUFFIXES, INPUT_SUFFIXES,
                                    VIDEO_SUFFIXES)
 from lantern.web.settings import ServeSettings
@@ -49,7 +50,7 @@ def render_index(settings: ServeSettings) -> str:
     """The upload form, with what files are accepted and the limits."""
     e = html.escape
     llm_option = ""
-    if settings.llm != "off":
+    if settings.llm != LLM_OFF:
         llm_option = _template("llm_option.html").substitute(backend=e(settings.llm))
     body = _template("index.html").substitute(
         accept=e(",".join(INPUT_SUFFIXES)), llm_option=llm_option,

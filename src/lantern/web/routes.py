@@ -13,6 +13,7 @@ import logging
 import time
 
 from lantern.errors import DataError, LanternError
+from lantern.llm.base import LLM_OFF
 from lantern.predict.outputs import MANIFEST
 from lantern.web.engine import Engine
 from lantern.web.errors import ClientGone, HTTPError
@@ -123,7 +124,7 @@ class Handlers:
         if upload.size == 0:
             raise HTTPError(400, "Empty file", f"{upload.filename} is empty")
         wants_llm = upload.fields.get("llm", "").strip().lower() in TRUE_WORDS
-        llm = self.settings.llm if wants_llm else "off"   # "off" servers never refine
+        llm = self.settings.llm if wants_llm else LLM_OFF   # "off" servers never refine
         await self._run_engine(upload, job, llm)
         if not (job.dir / "report.html").is_file() or not (job.dir / MANIFEST).is_file():
             raise RuntimeError(f"predict wrote no complete set of outputs in {job.dir}")

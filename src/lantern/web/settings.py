@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lantern.errors import LanternError
+from lantern.llm.base import EMBEDDED, LLM_CHOICES
 
 
 @dataclass
@@ -23,7 +24,7 @@ class ServeSettings:
 
     jobs_dir: str | Path | None = None      # default: <cache dir>/serve-jobs
     max_upload_mb: float = 50.0
-    llm: str = "embedded"
+    llm: str = EMBEDDED
     workers: int = 1
     keep_jobs: int = 100
     max_duration_s: float = 1800.0
@@ -34,7 +35,7 @@ class ServeSettings:
     predict_options: dict[str, Any] = field(default_factory=dict)   # more PredictSettings fields
 
     def __post_init__(self):
-        if self.llm not in ("embedded", "openai", "off"):
+        if self.llm not in LLM_CHOICES:
             raise LanternError(f"--llm must be embedded, openai or off, not {self.llm!r}")
         if not (self.max_upload_mb > 0 and math.isfinite(self.max_upload_mb)):
             raise LanternError(f"--max-upload-mb must be positive, not {self.max_upload_mb}")
