@@ -392,7 +392,9 @@ def _add_pipeline_parsers(sub) -> None:
 
 def _add_predict_parser(sub) -> None:
     from lantern.llm.base import EMBEDDED, LLM_CHOICES
-    from lantern.predict.inputs import DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_UTTERANCES
+    from lantern.predict.inputs import (DEFAULT_MAX_DURATION_S, DEFAULT_MAX_TEXT_CHARS,
+                                        DEFAULT_MAX_UTTERANCES, DEFAULT_SPEAKER)
+    from lantern.receptive_fields import DEFAULT_STRIDE, DEFAULT_WINDOW
 
     p = sub.add_parser("predict", help="emotions of every utterance of a conversation file, a folder of clips or a recording")
     p.add_argument("input", help="a conversation file (.jsonl/.json/.csv, docs/conversation-format.md), "
@@ -403,14 +405,17 @@ def _add_predict_parser(sub) -> None:
                    help="LLM refinement: embedded llama.cpp (default), an OpenAI-compatible server, or off")
     p.add_argument("--llm-model", help="embedded: qwen2.5-coder-1.5b (default), qwen2.5-coder-0.5b, smollm2-135m or a .gguf; openai: the server's model name")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint for --llm openai (API key from $OPENAI_API_KEY)")
-    p.add_argument("--window", type=int, default=6, help="receptive field length (default 6)")
-    p.add_argument("--stride", type=int, default=2, help="receptive field stride (default 2: every utterance in 3 fields)")
+    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=f"receptive field length (default {DEFAULT_WINDOW})")
+    p.add_argument("--stride", type=int, default=DEFAULT_STRIDE,
+                   help=f"receptive field stride (default {DEFAULT_STRIDE}: every utterance in "
+                        f"{DEFAULT_WINDOW // DEFAULT_STRIDE} fields)")
     p.add_argument("--no-vad", action="store_true", help="do not show the LLM the valence/arousal/dominance references")
-    p.add_argument("--max-duration", type=float, default=1800.0, help="refuse recordings longer than this many seconds (default 1800)")
+    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S,
+                   help=f"refuse recordings longer than this many seconds (default {DEFAULT_MAX_DURATION_S:g})")
     p.add_argument("--language", help="spoken language code for Whisper (default: detect)")
     p.add_argument("--task", choices=["auto", "transcribe", "translate"], default="auto",
                    help="auto: translate non-English speech to English (the text model reads English)")
-    p.add_argument("--speaker", default="S1", help="speaker name for recordings and clip folders (no diarisation)")
+    p.add_argument("--speaker", default=DEFAULT_SPEAKER, help="speaker name for recordings and clip folders (no diarisation)")
     p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS,
                    help=f"refuse conversation files with a longer utterance text (default {DEFAULT_MAX_TEXT_CHARS})")
     p.add_argument("--max-utterances", type=int, default=DEFAULT_MAX_UTTERANCES,

@@ -33,6 +33,10 @@ __all__ = ["ReceptiveField", "Membership", "fields_per_utterance", "n_calls", "m
            "memberships", "memberships_by_utterance"]
 
 
+#: the paper's fields: 6 utterances, stride 2, so every utterance lies in t = 3 of them
+DEFAULT_WINDOW = 6
+DEFAULT_STRIDE = 2
+
 @dataclass(frozen=True)
 class ReceptiveField:
     """Utterances ``start .. end - 1`` of one dialogue, sent to the LLM in one request.

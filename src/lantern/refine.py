@@ -40,7 +40,8 @@ from lantern.errors import ConfigError
 from lantern.llm.slots import DEFAULT_MIN_MASS
 from lantern.prompts import (SUM_TOLERANCE, AnswerError, FieldLine, PromptTemplate,
                              SlotPromptTemplate)
-from lantern.receptive_fields import ReceptiveField, fields_per_utterance, make_fields, memberships
+from lantern.receptive_fields import (DEFAULT_STRIDE, DEFAULT_WINDOW, ReceptiveField,
+                                      fields_per_utterance, make_fields, memberships)
 from lantern.records import AnswerRecord, PredictionRow, group_by_dialogue
 
 ANSWER_MODES = ("logprobs", "percent")
@@ -49,8 +50,8 @@ CLASS_ORDERS = ("rotate", "fixed")
 
 @dataclass
 class RefineSettings:
-    window: int = 6
-    stride: int = 2
+    window: int = DEFAULT_WINDOW
+    stride: int = DEFAULT_STRIDE
     answer: str = "logprobs"
     include_vad: bool = True
     include_refs: bool = True

@@ -24,8 +24,10 @@ from typing import Any
 
 from lantern.errors import ConfigError
 from lantern.llm.base import EMBEDDED, LLM_CHOICES, LLM_OFF, OPENAI
-from lantern.predict.inputs import (DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_TEXT_CHARS,
-                                    DEFAULT_MAX_UTTERANCES)
+from lantern.predict.inputs import (DEFAULT_MAX_DURATION_S, DEFAULT_MAX_INPUT_BYTES,
+                                    DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_UTTERANCES,
+                                    DEFAULT_SPEAKER)
+from lantern.receptive_fields import DEFAULT_STRIDE, DEFAULT_WINDOW
 from lantern.records import PredictionRow
 
 
@@ -38,13 +40,13 @@ class PredictSettings:
     llm: str = EMBEDDED               # embedded | openai | off
     llm_model: str | None = None      # embedded: a lantern LLM name or .gguf; openai: server model
     base_url: str | None = None       # openai backend: e.g. http://127.0.0.1:8080/v1
-    window: int = 6                   # receptive field length ...
-    stride: int = 2                   # ... and stride: every utterance is in t = window/stride fields
+    window: int = DEFAULT_WINDOW      # receptive field length ...
+    stride: int = DEFAULT_STRIDE      # ... and stride: every utterance is in t = window/stride fields
     include_vad: bool = True
-    max_duration_s: float = 1800.0    # longer recordings are refused unless this is raised
+    max_duration_s: float = DEFAULT_MAX_DURATION_S   # longer recordings are refused unless this is raised
     language: str | None = None       # Whisper language code; None: detect
     task: str = "auto"                # auto (translate non-English to English) | transcribe | translate
-    speaker: str = "S1"               # speaker name for recordings and folders (no diarisation)
+    speaker: str = DEFAULT_SPEAKER    # speaker name for recordings and folders (no diarisation)
     report: bool = True
     progress: bool = True
     llm_cache: str | None = None      # SQLite cache file; None: cache_dir()/llm.sqlite

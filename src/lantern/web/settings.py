@@ -15,6 +15,7 @@ from typing import Any
 
 from lantern.errors import LanternError
 from lantern.llm.base import EMBEDDED, LLM_CHOICES
+from lantern.predict.inputs import DEFAULT_MAX_DURATION_S
 
 
 @dataclass
@@ -27,7 +28,7 @@ class ServeSettings:
     llm: str = EMBEDDED
     workers: int = 1
     keep_jobs: int = 100
-    max_duration_s: float = 1800.0
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
     max_queue: int = 32                     # uploads in progress + jobs waiting, before 503
     upload_idle_s: float = 30.0             # an upload that sends no byte this long gets 408 ...
     upload_timeout_s: float = 600.0         # ... and so does one that takes longer than this
