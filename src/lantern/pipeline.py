@@ -385,7 +385,7 @@ def answer_records(folder: Path, split: str) -> tuple[list[dict], dict, dict]:
     the files in ``folder`` alone: no LLM, no vanilla model, no data set needed."""
     from lantern.answers import AnswerFile
     from lantern.errors import DataError
-    from lantern.fusion.mergers import answer_record
+    from lantern.fusion.inputs import answer_record
     from lantern.receptive_fields import make_fields, memberships
     from lantern.refine import group_by_dialogue
 
@@ -425,9 +425,9 @@ def answer_records(folder: Path, split: str) -> tuple[list[dict], dict, dict]:
 
 
 def fusion_inputs(folder: Path, split: str):
-    """The :class:`~lantern.fusion.mergers.FusionInputs` of one split's labelled utterances,
+    """The :class:`~lantern.fusion.inputs.FusionInputs` of one split's labelled utterances,
     and its answer-file header."""
-    from lantern.fusion.mergers import FusionInputs
+    from lantern.fusion.inputs import FusionInputs
 
     vanilla, grouped, header = answer_records(folder, split)
     rows = [r for r in vanilla if r["label"] is not None]

@@ -288,7 +288,7 @@ def refine(rows: Sequence[dict], classes: Sequence[str], llm, settings: RefineSe
     """
     from tqdm.auto import tqdm
 
-    from lantern.fusion.mergers import answer_record
+    from lantern.fusion.inputs import answer_record
     from lantern.llm.slots import NoLogprobs
 
     run = _Run(classes, llm, settings, descriptions, cache, answers)

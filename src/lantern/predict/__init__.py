@@ -194,7 +194,7 @@ def _refine(rows: list[dict], label_set, settings: PredictSettings, llm, model_i
     ``llm`` is open and stays open (the caller closes what it opened)."""
     import numpy as np
 
-    from lantern.fusion.mergers import group_answer_rows
+    from lantern.fusion.inputs import group_answer_rows
     from lantern.llm.cache import LLMCache
     from lantern.predict.merger import find_shipped_merger
     from lantern.refine import RefineSettings, refine

@@ -47,7 +47,7 @@ class ShippedMerger:
     def fuse(self, rows: list[dict], grouped: dict, classes) -> np.ndarray:
         """(n, K) refined probabilities for ``rows`` from their grouped answer records."""
         from lantern.fusion.calibration import calibrate
-        from lantern.fusion.mergers import FusionInputs
+        from lantern.fusion.inputs import FusionInputs
 
         x = FusionInputs.from_records([{**r, "label": None} for r in rows], grouped, classes=list(classes))
         x = calibrate(x, self.calibration.get("method", "none"), self.calibration.get("prior"))
