@@ -12,10 +12,11 @@ import torch
 
 from lantern.errors import ConfigError, DataError
 from lantern.fusion import MERGERS, load_merger, make_merger
-from lantern.fusion.mergers import (AttentionMerger, FusionInputs, LLMOnlyMerger, Merger, ProductMerger,
-                                    PositionMerger, SplitLeakageError, UniformMerger,
-                                    VanillaOnlyMerger, answer_record, central_field_index,
-                                    group_answer_rows)
+from lantern.fusion.base import Merger, SplitLeakageError
+from lantern.fusion.fixed import (LLMOnlyMerger, ProductMerger, UniformMerger, VanillaOnlyMerger,
+                                  central_field_index)
+from lantern.fusion.inputs import FusionInputs, answer_record, group_answer_rows
+from lantern.fusion.learned import AttentionMerger, PositionMerger
 from lantern.receptive_fields import make_fields, memberships_by_utterance
 
 FAST = {"max_epochs": 60, "patience": 20}      # enough for shape/persistence tests

@@ -292,7 +292,7 @@ def _fitted_attention_for_6way():
 
     from lantern.data.labels import IEMOCAP_6WAY
     from lantern.fusion import make_merger
-    from lantern.fusion.mergers import FusionInputs
+    from lantern.fusion.inputs import FusionInputs
 
     rng = np.random.default_rng(0)
     n, t, k = 40, 2, 6

@@ -15,6 +15,11 @@ vector. The mergers are registered by name (the ablations every benchmark report
 Learned mergers are fitted on the **validation** split's LLM answers, never on test
 (``fit`` refuses ``split_name="test"``). Inputs are a :class:`FusionInputs`.
 
+Modules: :mod:`~lantern.fusion.inputs` (the inputs and the answer records they are built
+from), :mod:`~lantern.fusion.base` (the merger API and save/load),
+:mod:`~lantern.fusion.fixed` and :mod:`~lantern.fusion.learned` (the mergers),
+:mod:`~lantern.fusion.calibration` (answers' class prior divided out before fusion).
+
 >>> MERGERS.names()
 ['attention', 'llm-only', 'position', 'product', 'uniform', 'vanilla-only']
 >>> make_merger("uniform").name
@@ -29,12 +34,12 @@ from typing import Any
 from lantern.registry import Registry
 
 MERGERS = Registry("merger")
-MERGERS.register("vanilla-only", "lantern.fusion.mergers:VanillaOnlyMerger")
-MERGERS.register("llm-only", "lantern.fusion.mergers:LLMOnlyMerger")
-MERGERS.register("uniform", "lantern.fusion.mergers:UniformMerger")
-MERGERS.register("product", "lantern.fusion.mergers:ProductMerger")
-MERGERS.register("position", "lantern.fusion.mergers:PositionMerger")
-MERGERS.register("attention", "lantern.fusion.mergers:AttentionMerger")
+MERGERS.register("vanilla-only", "lantern.fusion.fixed:VanillaOnlyMerger")
+MERGERS.register("llm-only", "lantern.fusion.fixed:LLMOnlyMerger")
+MERGERS.register("uniform", "lantern.fusion.fixed:UniformMerger")
+MERGERS.register("product", "lantern.fusion.fixed:ProductMerger")
+MERGERS.register("position", "lantern.fusion.learned:PositionMerger")
+MERGERS.register("attention", "lantern.fusion.learned:AttentionMerger")
 
 __all__ = ["MERGERS", "make_merger", "load_merger", "FusionInputs"]
 
@@ -46,13 +51,13 @@ def make_merger(name: str, **options: Any):
 
 def load_merger(directory: str | Path):
     """Any merger saved with ``save_pretrained`` (the type is read from config.json)."""
-    from lantern.fusion.mergers import Merger
+    from lantern.fusion.base import Merger
     return Merger.from_pretrained(directory)
 
 
 def __getattr__(name: str) -> Any:
-    # FusionInputs lives with the mergers (which import torch); load it only when asked.
+    # Importing the package is only the registry; load FusionInputs (numpy) when asked.
     if name == "FusionInputs":
-        from lantern.fusion.mergers import FusionInputs
+        from lantern.fusion.inputs import FusionInputs
         return FusionInputs
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

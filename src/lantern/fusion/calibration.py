@@ -10,7 +10,7 @@ calibration"). Options, chosen on the validation split and named in every result
 - ``contextual``: the prior is the answer to a content-free field ("N/A" utterances).
 
 >>> import numpy as np
->>> from lantern.fusion.mergers import FusionInputs
+>>> from lantern.fusion.inputs import FusionInputs
 >>> x = FusionInputs(vanilla=np.array([[0.5, 0.5], [0.5, 0.5]]), vad=None,
 ...                  answers=np.array([[[0.9, 0.1]], [[0.6, 0.4]]]), position=np.zeros((2, 1)),
 ...                  n_before=np.zeros((2, 1), int), n_after=np.zeros((2, 1), int),

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from lantern.errors import ConfigError
+from lantern.fusion.learned import POOLINGS
 from lantern.llm.base import EMBEDDED
 
 FUSION_SPLIT = "valid"   # mergers are trained on the validation split's answers, never on test
 DEFAULT_VARIANTS = ("vanilla-only", "llm-only", "uniform", "product", "position", "attention")
 MERGER_SEEDS = (0, 1, 2)
-POOLINGS = ("linear", "log-linear")
 
 
 # Typed sections of a pipeline config: their fields are the keys a config may use (checked

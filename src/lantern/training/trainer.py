@@ -19,6 +19,7 @@ from lantern.data.records import Dialogue
 from lantern.models.base import VanillaModel
 from lantern.models.batching import FeatureSpec, collate
 from lantern.models.inference import predict_dialogues
+from lantern.training.early_stopping import EarlyStopping, run_early_stopping
 from lantern.training.losses import multitask_loss
 
 
@@ -75,7 +76,7 @@ def evaluate_split(model, dialogues, spec, vad_scale, n_classes: int) -> dict:
 
 class Trainer:
     """Train ``model`` on ``train`` dialogues, select the epoch with the best validation
-    weighted F1, stop after ``patience`` epochs without improvement.
+    weighted F1, stop once more than ``patience`` epochs brought no improvement.
 
     With ``run_dir`` set, a checkpoint is written after every epoch; a new Trainer on the
     same ``run_dir`` resumes where the last one stopped.
@@ -95,8 +96,10 @@ class Trainer:
         self.optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.history: list[dict] = []
-        self.best_score, self.best_epoch, self.best_state = -1.0, -1, None
-        self.epoch = 0
+        # The Trainer has always run one epoch past ``patience`` without improvement (and
+        # counted from epoch -1); kept so that trained models and results reproduce.
+        self.stopping: EarlyStopping[dict[str, torch.Tensor]] = EarlyStopping(
+            patience=config.patience + 1, mode="max", best_score=-1.0, best_epoch=-1)
         self.train_seconds = 0.0
 
     # --- checkpoints -------------------------------------------------------------------
@@ -109,8 +112,9 @@ class Trainer:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
-                 "epoch": self.epoch, "history": self.history, "best_score": self.best_score,
-                 "best_epoch": self.best_epoch, "best_state": self.best_state,
+                 "epoch": self.stopping.epoch, "history": self.history,
+                 "best_score": self.stopping.best_score, "best_epoch": self.stopping.best_epoch,
+                 "best_state": self.stopping.best_state,
                  "train_seconds": self.train_seconds, "config": asdict(self.cfg),
                  "fingerprint": self.fingerprint,
                  "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
@@ -128,9 +132,10 @@ class Trainer:
                                f"delete it or use another run directory")
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
-        self.epoch, self.history = state["epoch"], state["history"]
-        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
-        self.best_state, self.train_seconds = state["best_state"], state["train_seconds"]
+        self.history, self.train_seconds = state["history"], state["train_seconds"]
+        self.stopping.epoch = state["epoch"]
+        self.stopping.best_score, self.stopping.best_epoch = state["best_score"], state["best_epoch"]
+        self.stopping.best_state = state["best_state"]
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -155,34 +160,43 @@ class Trainer:
             n += 1
         return total / max(n, 1)
 
+    def _run_epoch(self, epoch: int) -> float:
+        """Train one epoch, score it on validation, log it; returns the validation wF1."""
+        start = time.time()
+        loss = self._train_epoch()
+        valid = evaluate_split(self.model, self.valid, self.spec, self.vad_scale,
+                               self.model.n_classes)
+        self.train_seconds += time.time() - start
+        self.history.append({"epoch": epoch, "train_loss": loss,
+                             **{f"valid_{k}": v for k, v in valid.items()}})
+        return valid["weighted_f1"]
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
     def fit(self) -> dict:
         from tqdm.auto import tqdm
 
         resumed = self._maybe_resume()
         if not resumed:
             seed_everything(self.cfg.seed)
-        bar = tqdm(total=self.cfg.epochs, initial=self.epoch, desc=f"train seed {self.cfg.seed}",
+        stop = self.stopping
+        bar = tqdm(total=self.cfg.epochs, initial=stop.epoch, desc=f"train seed {self.cfg.seed}",
                    disable=not self.progress)
-        while self.epoch < self.cfg.epochs and self.epoch - self.best_epoch <= self.cfg.patience:
-            start = time.time()
-            loss = self._train_epoch()
-            valid = evaluate_split(self.model, self.valid, self.spec, self.vad_scale,
-                                   self.model.n_classes)
-            self.epoch += 1
-            self.train_seconds += time.time() - start
-            self.history.append({"epoch": self.epoch, "train_loss": loss,
-                                 **{f"valid_{k}": v for k, v in valid.items()}})
-            if valid["weighted_f1"] > self.best_score:
-                self.best_score, self.best_epoch = valid["weighted_f1"], self.epoch
-                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+        def after_epoch(epoch: int, improved: bool) -> None:
             self._save_checkpoint()
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", valid_wf1=f"{valid['weighted_f1']:.1f}",
-                            best=f"{self.best_score:.1f}@{self.best_epoch}")
+            last = self.history[-1]
+            bar.set_postfix(loss=f"{last['train_loss']:.3f}",
+                            valid_wf1=f"{last['valid_weighted_f1']:.1f}",
+                            best=f"{stop.best_score:.1f}@{stop.best_epoch}")
+
+        run_early_stopping(stop, self.cfg.epochs, self._run_epoch, self._snapshot, after_epoch)
         bar.close()
-        self.model.load_state_dict(self.best_state)
-        return {"best_epoch": self.best_epoch, "best_valid_weighted_f1": self.best_score,
-                "epochs_run": self.epoch, "train_seconds": self.train_seconds,
+        self.model.load_state_dict(stop.best_state)
+        return {"best_epoch": stop.best_epoch, "best_valid_weighted_f1": stop.best_score,
+                "epochs_run": stop.epoch, "train_seconds": self.train_seconds,
                 "history": self.history, "resumed": resumed}
 
 
