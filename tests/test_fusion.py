@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,9 +16,10 @@ from lantern.fusion import MERGERS, load_merger, make_merger
 from lantern.fusion.base import Merger, SplitLeakageError
 from lantern.fusion.fixed import (LLMOnlyMerger, ProductMerger, UniformMerger, VanillaOnlyMerger,
                                   central_field_index)
-from lantern.fusion.inputs import FusionInputs, answer_record, group_answer_rows
+from lantern.fusion.inputs import FusionInputs
 from lantern.fusion.learned import AttentionMerger, PositionMerger
 from lantern.receptive_fields import make_fields, memberships_by_utterance
+from lantern.records import AnswerRecord, PredictionRow, group_answers
 
 FAST = {"max_epochs": 60, "patience": 20}      # enough for shape/persistence tests
 LEARN = {"max_epochs": 300, "patience": 40}    # enough to learn the synthetic tasks
@@ -347,12 +349,11 @@ def _records(lengths=(4, 3), window=2, stride=1, seed=0):
         for i, ms in enumerate(groups):
             uid = f"{did}_u{i}"
             p = rng.dirichlet(np.ones(3))
-            rows.append({"dialogue_id": did, "utterance_id": uid, "turn": i, "speaker": "A",
-                         "text": "...", "label": CLASSES[i % 3] if i != 1 else None,
-                         "probs": dict(zip(CLASSES, p.round(6))), "vad": [3.0, 2.5, 4.0]})
+            rows.append(PredictionRow(did, uid, i, dict(zip(CLASSES, p.round(6))), (3.0, 2.5, 4.0),
+                                      CLASSES[i % 3] if i != 1 else None, speaker="A", text="..."))
             answers[(did, uid)] = [
-                answer_record(m, dict(zip(CLASSES, rng.dirichlet(np.ones(3)))),
-                              valid=bool(m.field_id % 2), utterance_id=uid)
+                AnswerRecord.from_membership(m, uid, dict(zip(CLASSES, rng.dirichlet(np.ones(3)))),
+                                             valid=bool(m.field_id % 2))
                 for m in reversed(ms)]       # any order: sorted by field id on reading
     return rows, answers
 
@@ -367,20 +368,17 @@ def test_from_records_builds_consistent_arrays():
     np.testing.assert_allclose(x.vad[0], [3.0, 2.5, 4.0])
     # Answers are ordered by field id: utterance 0 of dialogue 0 lies in fields 0 and 1,
     # at the start of a one-utterance clipped field and then of a full one.
-    recs = sorted(answers[("dlg0", "dlg0_u0")], key=lambda r: r["field_id"])
-    np.testing.assert_allclose(x.answers[0], [[r["probs"][c] for c in CLASSES] for r in recs])
+    recs = sorted(answers[("dlg0", "dlg0_u0")], key=lambda r: r.field_id)
+    np.testing.assert_allclose(x.answers[0], [[r.probs[c] for c in CLASSES] for r in recs])
     np.testing.assert_array_equal(x.clipped[0], [True, False])
     np.testing.assert_array_equal(x.answer_valid[0], [False, True])
     np.testing.assert_array_equal(x.position[1], [1.0, 0.0])
     np.testing.assert_array_equal(x.n_before[1], [1, 0])
     np.testing.assert_array_equal(x.n_after[1], [0, 1])
-    # Flat JSONL-style rows group back to the same inputs; keys by utterance id work too.
-    flat = [dict(r, dialogue_id=did) for (did, _), rs in answers.items() for r in rs]
-    y = FusionInputs.from_records(rows, group_answer_rows(flat))
-    z = FusionInputs.from_records(rows, {uid: rs for (_, uid), rs in answers.items()})
-    for other in (y, z):
-        np.testing.assert_array_equal(other.answers, x.answers)
-        np.testing.assert_array_equal(other.position, x.position)
+    # A flat list of records groups back to the same inputs.
+    y = FusionInputs.from_records(rows, group_answers(r for rs in answers.values() for r in rs))
+    np.testing.assert_array_equal(y.answers, x.answers)
+    np.testing.assert_array_equal(y.position, x.position)
     # The whole pipeline runs on them.
     for name in MERGERS.names():
         p = make_merger(name, **(FAST if MERGERS.get(name).learned else {})) \
@@ -398,15 +396,14 @@ def test_from_records_errors():
     with pytest.raises(DataError, match="exactly t fields"):
         FusionInputs.from_records(rows, bad)
     bad = dict(answers)
-    bad[key] = [dict(r, probs={"neu": 1.0}) for r in answers[key]]
+    bad[key] = [replace(r, probs={"neu": 1.0}) for r in answers[key]]
     with pytest.raises(DataError, match="lack classes"):
         FusionInputs.from_records(rows, bad)
-    bad = dict(answers)
-    bad[key] = [{k: v for k, v in r.items() if k != "n_after"} for r in answers[key]]
-    with pytest.raises(DataError, match="n_after"):
+    bad[key] = [replace(r, probs={"neu": -1.0, "hap": 1.0, "sad": 1.0}) for r in answers[key]]
+    with pytest.raises(DataError, match="non-negative"):
         FusionInputs.from_records(rows, bad)
     with pytest.raises(DataError, match="unknown label"):
-        FusionInputs.from_records([dict(rows[0], label="joy")] + rows[1:], answers)
+        FusionInputs.from_records([replace(rows[0], label="joy")] + rows[1:], answers)
     with pytest.raises(DataError, match="no vanilla"):
         FusionInputs.from_records([], answers)
 

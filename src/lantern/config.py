@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lantern.errors import ConfigError
+from lantern.fusion import POOLINGS
+from lantern.llm.base import EMBEDDED
 
 _PLACEHOLDER = re.compile(r"\$\{([a-zA-Z_][a-zA-Z0-9_.]*)\}")
 
@@ -78,6 +81,52 @@ def load_config(path: str | Path, overrides: list[str] | None = None,
     return cfg
 
 
+# --------------------------------------------------------------------------- sections
+
+DEFAULT_VARIANTS = ("vanilla-only", "llm-only", "uniform", "product", "position", "attention")
+MERGER_SEEDS = (0, 1, 2)
+
+# Typed sections of a pipeline config: their fields are the keys a config may use (checked
+# by load_config), their defaults the only ones. ``fields:`` and ``prompt:``
+# are lantern.refine.RefineSettings.
+
+@dataclass(frozen=True)
+class VanillaSection:
+    config: str | None = None            # a vanilla training config, relative to this file
+    pretrained: str | None = None        # or a shipped model name / saved model folder
+    overrides: list[str] = field(default_factory=list)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LLMSection:
+    backend: str = EMBEDDED
+    model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FusionSection:
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    seeds: tuple[int, ...] = MERGER_SEEDS     # learned mergers
+    poolings: tuple[str, ...] = POOLINGS      # learned mergers, chosen on validation
+    calibrations: tuple[str, ...] | None = None   # None: every one (log-probability answers)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)   # per variant
+
+    @classmethod
+    def of(cls, cfg: dict) -> "FusionSection":
+        raw = dict(cfg.get("fusion") or {})
+        return cls(**{k: tuple(v) if k in ("variants", "seeds", "poolings", "calibrations") and v is not None
+                      else v for k, v in raw.items()})
+
+
+#: top-level keys of a pipeline config besides its sections
+PIPELINE_KEYS = ("name", "output_dir", "config_dir", "answers_root", "answers_dir", "llm_cache",
+                 "threads")
+PIPELINE_SECTIONS = {"vanilla": VanillaSection, "llm": LLMSection, "fusion": FusionSection}
+
+
+
 # ------------------------------------------------------------------------- validation
 # Two kinds of config: a vanilla training config (``model:`` at the top) and a Lantern
 # pipeline config (``vanilla:``). Every key must be known: a typo (``fusoin:``, ``widnow:``)
@@ -91,7 +140,6 @@ TRAINING_KEYS = ("name", "variant", "seeds", "threads", "output_dir", "config_di
 def _section_keys() -> dict[str, dict[str, tuple[str, ...]]]:
     from dataclasses import fields
 
-    from lantern.pipeline.settings import PIPELINE_KEYS, PIPELINE_SECTIONS
     from lantern.refine import RefineSettings
     from lantern.training.experiment import TextEncoderSection
     from lantern.training.trainer import TrainingConfig

@@ -33,6 +33,9 @@ from typing import Any
 
 from lantern.registry import Registry
 
+#: how the learned mergers pool their slots (chosen on validation with the calibration)
+POOLINGS = ("linear", "log-linear")
+
 MERGERS = Registry("merger")
 MERGERS.register("vanilla-only", "lantern.fusion.fixed:VanillaOnlyMerger")
 MERGERS.register("llm-only", "lantern.fusion.fixed:LLMOnlyMerger")

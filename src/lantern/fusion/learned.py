@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from lantern.fusion import POOLINGS
 from lantern.fusion.base import Merger, normalise_rows
 from lantern.fusion.inputs import FusionInputs
 from lantern.training.early_stopping import EarlyStopping, run_early_stopping
 
-__all__ = ["POOLINGS", "PositionMerger", "AttentionMerger"]
+__all__ = ["PositionMerger", "AttentionMerger"]
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:
@@ -79,7 +80,6 @@ class _SlotScorer(nn.Module):
 _GUARD_METRICS = ("nll+accuracy", "nll", "accuracy", "weighted_f1")
 #: how the slots' distributions are combined: a mixture Σ α q (``linear``) or a weighted
 #: product ∝ Π q^(β α) with a class bias (``log-linear``)
-POOLINGS = ("linear", "log-linear")
 
 
 class _LearnedMerger(Merger):

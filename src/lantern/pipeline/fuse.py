@@ -15,8 +15,9 @@ import numpy as np
 from lantern.errors import DataError
 from lantern.paths import atomic_write_text
 from lantern.pipeline.refine_stage import CONTENT_FREE
-from lantern.pipeline.settings import (FUSION_SPLIT, FusionSection, answers_dir, output_dir,
-                                       refine_settings, vanilla_config)
+from lantern.config import FusionSection
+from lantern.pipeline.settings import (FUSION_SPLIT, answers_dir, output_dir, refine_settings,
+                                       vanilla_config)
 from lantern.pipeline.vanilla import pinned_file
 from lantern.records import AnswersByUtterance, PredictionRow, read_pinned
 

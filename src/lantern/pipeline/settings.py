@@ -4,57 +4,12 @@ settings, where its answers live and the slug that names them."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from lantern.config import LLMSection
 from lantern.errors import ConfigError
-from lantern.fusion.learned import POOLINGS
-from lantern.llm.base import EMBEDDED
 
 FUSION_SPLIT = "valid"   # mergers are trained on the validation split's answers, never on test
-DEFAULT_VARIANTS = ("vanilla-only", "llm-only", "uniform", "product", "position", "attention")
-MERGER_SEEDS = (0, 1, 2)
-
-
-# Typed sections of a pipeline config: their fields are the keys a config may use (checked
-# by lantern.config.load_config), their defaults the only ones. ``fields:`` and ``prompt:``
-# are lantern.refine.RefineSettings.
-
-@dataclass(frozen=True)
-class VanillaSection:
-    config: str | None = None            # a vanilla training config, relative to this file
-    pretrained: str | None = None        # or a shipped model name / saved model folder
-    overrides: list[str] = field(default_factory=list)
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class LLMSection:
-    backend: str = EMBEDDED
-    model: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FusionSection:
-    variants: tuple[str, ...] = DEFAULT_VARIANTS
-    seeds: tuple[int, ...] = MERGER_SEEDS     # learned mergers
-    poolings: tuple[str, ...] = POOLINGS      # learned mergers, chosen on validation
-    calibrations: tuple[str, ...] | None = None   # None: every one (log-probability answers)
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)   # per variant
-
-    @classmethod
-    def of(cls, cfg: dict) -> "FusionSection":
-        raw = dict(cfg.get("fusion") or {})
-        return cls(**{k: tuple(v) if k in ("variants", "seeds", "poolings", "calibrations") and v is not None
-                      else v for k, v in raw.items()})
-
-
-#: top-level keys of a pipeline config besides its sections
-PIPELINE_KEYS = ("name", "output_dir", "config_dir", "answers_root", "answers_dir", "llm_cache",
-                 "threads")
-PIPELINE_SECTIONS = {"vanilla": VanillaSection, "llm": LLMSection, "fusion": FusionSection}
 
 
 def output_dir(cfg: dict) -> Path:
