@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lantern.data.records import Dialogue, LabelSet
+from lantern.data.dialogues import Dialogue, LabelSet
 from lantern.errors import ConfigError
 from lantern.models.base import CONFIG_NAME, VanillaModel
 from lantern.models.batching import FeatureSpec

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lantern.data.records import EmotionDataset
+from lantern.data.dialogues import EmotionDataset
 from lantern.paths import atomic_write_text
 from lantern.training.early_stopping import EarlyStopping, run_early_stopping
 

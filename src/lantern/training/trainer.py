@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lantern.data.records import Dialogue
+from lantern.data.dialogues import Dialogue
 from lantern.models.base import VanillaModel
 from lantern.models.batching import FeatureSpec, collate
 from lantern.models.inference import predict_dialogues
