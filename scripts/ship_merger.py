@@ -69,9 +69,12 @@ def main(argv=None) -> int:
     folder = answers_dir(cfg)
     results = {r["variant"]: r for r in load_results(args.results_dir)
                if r.get("method") == "lantern" and r.get("answers_dir") == str(folder)}
-    if args.variant not in results:
-        raise SystemExit(f"no result file for variant {args.variant!r} of {folder}; run lantern fuse first")
-    chosen = results[args.variant]
+    # results and saved mergers carry the run's suffix (-no-refs, -t2, ...)
+    suffix = settings.variant_suffix + ("" if settings.t == 3 else f"-t{settings.t}")
+    variant = args.variant + suffix
+    if variant not in results:
+        raise SystemExit(f"no result file for variant {variant!r} of {folder}; run lantern fuse first")
+    chosen = results[variant]
     valid_inputs, header = fusion_inputs(folder, FUSION_SPLIT)
     method = chosen["calibration"]["chosen"]
     sel = chosen["calibration"]["selection"]
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
         prior = batch_prior(valid_inputs).tolist()
     llm_name = (cfg.get("llm") or {}).get("model")
     target = Path(vcfg["pretrained"]) / "mergers" / merger_name(llm_name, settings.answer, settings.window, settings.stride)
-    source = output_dir(cfg) / "mergers" / f"{args.variant}-seed0"
+    source = output_dir(cfg) / "mergers" / f"{variant}-seed0"
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target)
@@ -103,9 +106,9 @@ def main(argv=None) -> int:
         fmt = lambda d: f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"   # noqa: E731
         return (f"| {label} | {m['accuracy']['mean']:.2f} | {m['weighted_f1']['mean']:.2f} | "
                 f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
-    rows = [x for x in (row("vanilla-only", f"vanilla `{vcfg['model']['name']}`"),
-                        row("uniform", "mean of the LLM answers"),
-                        row(args.variant, f"this merger ({args.variant}, mean of seeds {chosen['seeds']})")) if x]
+    rows = [x for x in (row("vanilla-only" + suffix, f"vanilla `{vcfg['model']['name']}`"),
+                        row("uniform" + suffix, "mean of the LLM answers"),
+                        row(variant, f"this merger ({args.variant}, mean of seeds {chosen['seeds']})")) if x]
     card = CARD.format(name=target.name, t=settings.t, llm=llm_name, vanilla=vcfg["model"]["name"],
                        type=args.variant, label_set=vcfg["dataset"].get("label_set"),
                        n_valid=len(valid_inputs.labels),

@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("paths", nargs="+", help="[RUN_DIR] RESULT_FILE")
     ap.add_argument("--card-only", action="store_true")
     args = ap.parse_args(argv)
+    if len(args.paths) != (1 if args.card_only else 2):
+        ap.error("give RUN_DIR RESULT_FILE, or --card-only RESULT_FILE")
     result_file = Path(args.paths[-1])
     result = json.loads(result_file.read_text())
     best = max(result["per_seed"], key=lambda s: s["selection"])

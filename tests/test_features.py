@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import require_data
-from lantern.data.records import Dialogue, Utterance
+from lantern.data.dialogues import Dialogue, Utterance
 from lantern.errors import ConfigError, DataError
 from lantern.features import FEATURES, attach_features, collect_utterances, get_extractor
 from lantern.features.base import file_key

@@ -77,7 +77,7 @@ def test_pipeline_end_to_end_and_resume_without_repeating_calls(tmp_path, data_r
     import shutil
     import subprocess
     import sys
-    shutil.rmtree(tmp_path / "run" / "vanilla-limit1")
+    shutil.rmtree(tmp_path / "run" / "vanilla")
     code = ("import sys; sys.modules['llama_cpp'] = None\n"
             "from lantern.cli import main\n"
             "sys.exit(main(sys.argv[1:]))")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lantern.data.labels import IEMOCAP_6WAY
-from lantern.data.records import Dialogue, EmotionDataset, Utterance
+from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
 from lantern.models import MODELS
 from lantern.models.batching import FeatureSpec, collate
 from lantern.models.inference import prediction_rows

@@ -426,20 +426,25 @@ def _add_predict_parser(sub) -> None:
 
 
 def _add_serve_parser(sub) -> None:
-    from lantern.llm.base import EMBEDDED, LLM_CHOICES
+    from lantern.llm.base import LLM_CHOICES
+    from lantern.web.settings import ServeSettings
+
+    d = ServeSettings()
 
     p = sub.add_parser("serve", help="web app: upload a conversation or a recording, see its emotion report")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (default 50)")
-    p.add_argument("--llm", choices=LLM_CHOICES, default=EMBEDDED,
-                   help="LLM backend the upload form may switch on for refinement (default embedded; off: vanilla only)")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
+                   help=f"largest accepted upload in MB (default {d.max_upload_mb:g})")
+    p.add_argument("--llm", choices=LLM_CHOICES, default=d.llm,
+                   help=f"LLM backend the upload form may switch on for refinement (default {d.llm}; off: vanilla only)")
     p.add_argument("--llm-model", help="embedded: a lantern LLM name or .gguf; openai: the server's model")
     p.add_argument("--base-url", help="--llm openai: the server, e.g. http://127.0.0.1:8080/v1")
-    p.add_argument("--jobs-dir", help="where uploads and reports are kept (default <cache dir>/serve-jobs; the last 100 are kept)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="predictions that may run at once (default 1; more only helps with --llm openai/off)")
+    p.add_argument("--jobs-dir", help="where uploads and reports are kept (default <cache dir>/serve-jobs; "
+                                      f"the last {d.keep_jobs} are kept)")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help=f"predictions that may run at once (default {d.workers}; more only helps with --llm openai/off)")
     p.set_defaults(func=cmd_serve)
 
 

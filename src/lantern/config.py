@@ -11,7 +11,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -87,11 +87,29 @@ DEFAULT_VARIANTS = ("vanilla-only", "llm-only", "uniform", "product", "position"
 MERGER_SEEDS = (0, 1, 2)
 
 # Typed sections of a pipeline config: their fields are the keys a config may use (checked
-# by load_config), their defaults the only ones. ``fields:`` and ``prompt:``
-# are lantern.refine.RefineSettings.
+# by load_config), their defaults the only ones; read them with ``Section.of(cfg)``.
+# ``fields:`` and ``prompt:`` are lantern.refine.RefineSettings, ``training:`` is
+# lantern.training.trainer.TrainingConfig (their homes: the code they configure).
+
+class _Section:
+    key: str = ""
+
+    @classmethod
+    def of(cls, cfg: dict):
+        """The section ``cls.key`` of a config (defaults where it is absent)."""
+        raw = dict(cfg.get(cls.key) or {})
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) and k in cls._TUPLES else v
+                          for k, v in raw.items()})
+        except TypeError as exc:   # files are checked on load; this guards config dicts
+            raise ConfigError(f"{cls.key}: {exc}") from None
+
+    _TUPLES: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
-class VanillaSection:
+class VanillaSection(_Section):
+    key: ClassVar[str] = "vanilla"
     config: str | None = None            # a vanilla training config, relative to this file
     pretrained: str | None = None        # or a shipped model name / saved model folder
     overrides: list[str] = field(default_factory=list)
@@ -99,25 +117,22 @@ class VanillaSection:
 
 
 @dataclass(frozen=True)
-class LLMSection:
+class LLMSection(_Section):
+    key: ClassVar[str] = "llm"
     backend: str = EMBEDDED
     model: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class FusionSection:
+class FusionSection(_Section):
+    key: ClassVar[str] = "fusion"
+    _TUPLES: ClassVar[tuple[str, ...]] = ("variants", "seeds", "poolings", "calibrations")
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     seeds: tuple[int, ...] = MERGER_SEEDS     # learned mergers
     poolings: tuple[str, ...] = POOLINGS      # learned mergers, chosen on validation
     calibrations: tuple[str, ...] | None = None   # None: every one (log-probability answers)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)   # per variant
-
-    @classmethod
-    def of(cls, cfg: dict) -> "FusionSection":
-        raw = dict(cfg.get("fusion") or {})
-        return cls(**{k: tuple(v) if k in ("variants", "seeds", "poolings", "calibrations") and v is not None
-                      else v for k, v in raw.items()})
 
 
 #: top-level keys of a pipeline config besides its sections

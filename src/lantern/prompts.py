@@ -30,7 +30,7 @@ import numpy as np
 
 PROMPT_VERSION = "refine-v1"
 MAX_TEXT_CHARS = 300          # long turns are cut: tokens per utterance are the headline cost
-SUM_TOLERANCE = 10            # percents may sum to 90..110 and are renormalised; else re-ask
+PERCENT_SUM_TOLERANCE = 10            # percents may sum to 90..110 and are renormalised; else re-ask
 
 SYSTEM_TEMPLATE = """You are an expert annotator of emotions in conversations.
 For each utterance of the dialogue excerpt, give the probability (integer percent) of each emotion class.
@@ -110,7 +110,7 @@ class PromptTemplate:
     def parse(self, answer: dict, n_utterances: int, renormalise: bool = False) -> np.ndarray:
         """Validated (n_utterances, K) probabilities from a decoded JSON answer.
 
-        Percents must sum to 100 (within ``SUM_TOLERANCE``) unless ``renormalise``: then any
+        Percents must sum to 100 (within ``PERCENT_SUM_TOLERANCE``) unless ``renormalise``: then any
         positive total is read as relative weights. Small models often give each class its own
         "how likely" score (sums of 119-198 were measured with Qwen 1.5B), and re-asking at
         temperature 0 returns the identical answer, so strictness only buys failed retries.
@@ -134,7 +134,7 @@ class PromptTemplate:
                     raise AnswerError(f"utterance {idx}: class {c!r} needs a non-negative number")
                 values.append(float(v))
             total = sum(values)
-            if total <= 0 or (not renormalise and abs(total - 100) > SUM_TOLERANCE):
+            if total <= 0 or (not renormalise and abs(total - 100) > PERCENT_SUM_TOLERANCE):
                 raise AnswerError(f"utterance {idx}: percents sum to {total:g}, not 100")
             out[idx] = np.asarray(values) / total
         missing = [i for i in range(n_utterances) if np.isnan(out[i]).all()]

@@ -88,7 +88,7 @@ class Membership:
     clipped: bool
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-ready); the keys of the fusion's per-answer records."""
+        """Plain dict (JSON-ready)."""
         return asdict(self)
 
 

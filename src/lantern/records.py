@@ -24,7 +24,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from lantern.errors import DataError
 from lantern.paths import atomic_write_bytes, atomic_write_text
@@ -232,10 +232,6 @@ def group_answers(records: Iterable[AnswerRecord]) -> AnswersByUtterance:
     return out
 
 
-def iter_labelled(rows: Iterable[PredictionRow]) -> Iterator[PredictionRow]:
-    return (r for r in rows if r.label is not None)
-
-
 __all__ = ["AnswerRecord", "AnswersByUtterance", "PINNED_KEYS", "PredictionRow", "SUM_TOLERANCE",
-           "check_probs", "group_answers", "group_by_dialogue", "iter_labelled", "read_pinned",
+           "check_probs", "group_answers", "group_by_dialogue", "read_pinned",
            "read_predictions", "write_pinned", "write_predictions"]

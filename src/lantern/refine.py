@@ -38,7 +38,7 @@ import numpy as np
 from lantern.answers import AnswerFile, FieldAnswer
 from lantern.errors import ConfigError
 from lantern.llm.slots import DEFAULT_MIN_MASS
-from lantern.prompts import (SUM_TOLERANCE, AnswerError, FieldLine, PromptTemplate,
+from lantern.prompts import (PERCENT_SUM_TOLERANCE, AnswerError, FieldLine, PromptTemplate,
                              SlotPromptTemplate)
 from lantern.receptive_fields import (DEFAULT_STRIDE, DEFAULT_WINDOW, ReceptiveField,
                                       fields_per_utterance, make_fields, memberships)
@@ -231,7 +231,7 @@ class _Run:
             except AnswerError as exc:
                 raise ValueError(str(exc)) from None
             parsed["renormalised"] = sum(
-                abs(sum(v for k, v in item.items() if k != "index") - 100) > SUM_TOLERANCE
+                abs(sum(v for k, v in item.items() if k != "index") - 100) > PERCENT_SUM_TOLERANCE
                 for item in answer["utterances"])
             return None
 
@@ -340,12 +340,12 @@ def refine(rows: Sequence[PredictionRow], classes: Sequence[str], llm, settings:
     for job in jobs:
         answer = done[job.key]
         run.account(answer)
-        records.extend(answer_records(answer, job.field, job.rows, run.classes))
+        records.extend(field_answer_records(answer, job.field, job.rows, run.classes))
     summary = _summary(run, jobs, done, rows, dialogues, wall, n_new=len(pending))
     return records, summary
 
 
-def answer_records(answer: FieldAnswer, field: ReceptiveField, drows: Sequence[PredictionRow],
+def field_answer_records(answer: FieldAnswer, field: ReceptiveField, drows: Sequence[PredictionRow],
                    classes: Sequence[str]) -> list[AnswerRecord]:
     """One :class:`~lantern.records.AnswerRecord` per utterance of a field's answer."""
     out = []

@@ -53,7 +53,7 @@ from typing import Any, Iterator
 
 from lantern.data.io import read_csv_rows, read_text, require_file
 from lantern.data.labels import LABEL_SETS
-from lantern.data.records import SPLITS, VAD_NAMES, Dialogue, EmotionDataset, LabelSet, Utterance
+from lantern.data.dialogues import SPLITS, VAD_NAMES, Dialogue, EmotionDataset, LabelSet, Utterance
 from lantern.errors import DataError
 
 REQUIRED = ("speaker", "text")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from lantern.data.io import read_text, require_file
 from lantern.data.labels import DAILYDIALOG_7
-from lantern.data.records import SPLITS, Dialogue, EmotionDataset, Utterance
+from lantern.data.dialogues import SPLITS, Dialogue, EmotionDataset, Utterance
 from lantern.errors import DataError
 from lantern.paths import data_root as default_root
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from lantern.data.io import read_csv_rows, read_pickle, require_file
 from lantern.data.labels import EMORYNLP_7
 from lantern.data.meld import parse_clock, parse_int
-from lantern.data.records import SPLITS, Dialogue, EmotionDataset, Utterance
+from lantern.data.dialogues import SPLITS, Dialogue, EmotionDataset, Utterance
 from lantern.errors import DataError
 from lantern.paths import data_root as default_root
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from lantern.data.io import parse_float, read_csv_rows, read_pickle, require_file
 from lantern.data.labels import IEMOCAP_4WAY_DROP, IEMOCAP_4WAY_MERGE, IEMOCAP_6WAY
-from lantern.data.records import SPLITS, Dialogue, EmotionDataset, Utterance
+from lantern.data.dialogues import SPLITS, Dialogue, EmotionDataset, Utterance
 from lantern.errors import DataError
 from lantern.paths import data_root as default_root
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lantern.data.records import LabelSet
+from lantern.data.dialogues import LabelSet
 
 _DEFS = {
     "hap": "happy: pleased, content, amused", "sad": "sad: unhappy, hurt, down",

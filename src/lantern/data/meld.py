@@ -22,7 +22,7 @@ import numpy as np
 
 from lantern.data.io import read_csv_rows, read_pickle, require_file
 from lantern.data.labels import MELD_7
-from lantern.data.records import SPLITS, Dialogue, EmotionDataset, Utterance
+from lantern.data.dialogues import SPLITS, Dialogue, EmotionDataset, Utterance
 from lantern.errors import DataError
 from lantern.paths import data_root as default_root
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from lantern.data.io import read_pickle
 from lantern.data.labels import LABEL_SETS
-from lantern.data.records import SPLITS, Dialogue, EmotionDataset, LabelSet, Utterance
+from lantern.data.dialogues import SPLITS, Dialogue, EmotionDataset, LabelSet, Utterance
 from lantern.errors import DataError
 
 COGMEN_FIELDS = ("video_ids", "video_speakers", "video_labels", "video_text", "video_audio",

@@ -121,6 +121,17 @@ def weighted_f1(y_true, y_pred, n_classes: int) -> float:
     return float(np.sum(_f1_from_cm(cm) * support) / support.sum())
 
 
+def percent_scores(y_true, y_pred, n_classes: int) -> dict[str, float]:
+    """Accuracy and weighted F1 in percent (the unit of every score lantern reports).
+
+    >>> s = percent_scores([0, 0, 1, 1], [0, 1, 1, 1], 2)
+    >>> s["accuracy"], round(s["weighted_f1"], 2)
+    (75.0, 73.33)
+    """
+    return {"accuracy": 100 * float(accuracy(y_true, y_pred)),
+            "weighted_f1": 100 * float(weighted_f1(y_true, y_pred, n_classes))}
+
+
 def classification_report(y_true, y_pred, class_names: Sequence[str]) -> dict:
     """Everything a result file needs about a classifier, percentages for the scores.
 

@@ -21,7 +21,7 @@ extractor loads its model on first use.
 >>> "text:minilm" in FEATURES.names()
 True
 >>> import numpy as np
->>> from lantern.data.records import Dialogue, Utterance
+>>> from lantern.data.dialogues import Dialogue, Utterance
 >>> u = Utterance("d_0", "F", "hi", features={"audio:iemocap8": np.ones(8, np.float32)})
 >>> stats = attach_features([Dialogue("d", [u])], ["audio:iemocap8"], progress=False)
 >>> stats["audio:iemocap8"]["n"], stats["audio:iemocap8"]["computed"]
@@ -65,7 +65,7 @@ def get_extractor(name: str, **options: Any):
 def collect_utterances(data, splits: Iterable[str] | None = None) -> list:
     """The utterances of an :class:`EmotionDataset` (the given splits, default all), a
     :class:`Dialogue`, or an iterable of dialogues and/or utterances, in order."""
-    from lantern.data.records import Dialogue, EmotionDataset, Utterance
+    from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
 
     if isinstance(data, EmotionDataset):
         names = list(splits) if splits is not None else list(data.splits)

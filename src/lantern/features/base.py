@@ -10,7 +10,7 @@ An extractor turns utterances into fixed-size float32 vectors. Its cache identit
 ...         return u.text
 ...     def extract_batch(self, utterances):
 ...         return np.array([[len(u.text)] for u in utterances], dtype=np.float32)
->>> from lantern.data.records import Utterance
+>>> from lantern.data.dialogues import Utterance
 >>> Length().extract_batch([Utterance("u1", "A", "hello")])
 array([[5.]], dtype=float32)
 >>> Length().identity()

@@ -36,7 +36,7 @@ from lantern.errors import ConfigError
 
 def add_parser(subparsers) -> None:
     """Add ``features`` (with ``extract`` and ``list``) to an argparse subparsers object."""
-    from lantern.data.records import SPLITS
+    from lantern.data.dialogues import SPLITS
 
     features = subparsers.add_parser("features", help="extract and cache utterance features")
     sub = features.add_subparsers(dest="features_command", metavar="{extract,list}")
@@ -115,7 +115,7 @@ def load_source(args):
 
 
 def run_extract(args) -> int:
-    from lantern.data.records import EmotionDataset
+    from lantern.data.dialogues import EmotionDataset
     from lantern.features import attach_features
 
     names = list(dict.fromkeys(args.extractor))
@@ -135,7 +135,7 @@ def run_extract(args) -> int:
 
 def write_npz(path, data, names: list[str], splits=None) -> None:
     """Write ids, splits, labels and one array per extractor to ``path`` atomically."""
-    from lantern.data.records import EmotionDataset
+    from lantern.data.dialogues import EmotionDataset
     from lantern.paths import atomic_write_bytes
 
     if isinstance(data, EmotionDataset):

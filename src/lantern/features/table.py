@@ -6,7 +6,7 @@ energy mean/std, silence ratio, harmonic ratio, autocorrelation max/std), which
 is computed or cached; the extractor checks that every utterance has a finite 8-d vector.
 
 >>> import numpy as np
->>> from lantern.data.records import Utterance
+>>> from lantern.data.dialogues import Utterance
 >>> ex = StoredFeatureExtractor()
 >>> ex.extract_batch([Utterance("u1", "F", "hi", features={"audio:iemocap8": np.ones(8)})]).shape
 (1, 8)

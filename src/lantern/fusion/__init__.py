@@ -15,8 +15,8 @@ vector. The mergers are registered by name (the ablations every benchmark report
 Learned mergers are fitted on the **validation** split's LLM answers, never on test
 (``fit`` refuses ``split_name="test"``). Inputs are a :class:`FusionInputs`.
 
-Modules: :mod:`~lantern.fusion.inputs` (the inputs and the answer records they are built
-from), :mod:`~lantern.fusion.base` (the merger API and save/load),
+Modules: :mod:`~lantern.fusion.inputs` (the inputs, built from the records of
+:mod:`lantern.records`), :mod:`~lantern.fusion.base` (the merger API and save/load),
 :mod:`~lantern.fusion.fixed` and :mod:`~lantern.fusion.learned` (the mergers),
 :mod:`~lantern.fusion.calibration` (answers' class prior divided out before fusion).
 

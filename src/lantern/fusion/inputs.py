@@ -1,4 +1,4 @@
-"""What a merger sees: :class:`FusionInputs`, and the answer records it is built from.
+"""What a merger sees: :class:`FusionInputs`, built from :mod:`lantern.records`.
 
 Inputs for one split are numpy arrays over n utterances, t fields per utterance (the
 receptive fields the utterance lies in) and K classes: the vanilla model's probabilities
@@ -29,7 +29,6 @@ from lantern.records import (SUM_TOLERANCE, AnswerRecord, AnswersByUtterance, Pr
 
 __all__ = ["FusionInputs", "rescale_drifting_rows"]
 
-_SUM_TOLERANCE = SUM_TOLERANCE   # rows may drift this much from 1 (rounding) before we object
 
 
 def _as_probs(a: Any, name: str, ndim: int) -> np.ndarray:
@@ -40,8 +39,8 @@ def _as_probs(a: Any, name: str, ndim: int) -> np.ndarray:
     if not np.isfinite(a).all() or (a < 0).any():
         raise ValueError(f"{name} holds negative or non-finite probabilities")
     s = a.sum(axis=-1, keepdims=True)
-    if a.size and np.abs(s - 1.0).max() > _SUM_TOLERANCE:
-        raise ValueError(f"{name} rows must sum to 1 (within {_SUM_TOLERANCE}); "
+    if a.size and np.abs(s - 1.0).max() > SUM_TOLERANCE:
+        raise ValueError(f"{name} rows must sum to 1 (within {SUM_TOLERANCE}); "
                          f"worst row sums to {float(s.flat[np.abs(s - 1).argmax()]):.4f}")
     return rescale_drifting_rows(a)
 
@@ -183,12 +182,15 @@ class FusionInputs:
                                 field="answers")
             for name, values in _answer_columns(recs, classes, where).items():
                 columns[name].append(values)
-        return cls(vanilla=np.array(columns["vanilla"]), vad=np.array(columns["vad"]),
-                   answers=np.array(columns["answers"]),
-                   **{name: np.array(columns[name]) for name in _ANSWER_COLUMNS[1:]},
-                   labels=np.array(columns["labels"]), classes=classes,
-                   dialogue_ids=tuple(columns["dialogue_ids"]),
-                   utterance_ids=tuple(columns["utterance_ids"]))
+        try:
+            return cls(vanilla=np.array(columns["vanilla"]), vad=np.array(columns["vad"]),
+                       answers=np.array(columns["answers"]),
+                       **{name: np.array(columns[name]) for name in _ANSWER_COLUMNS[1:]},
+                       labels=np.array(columns["labels"]), classes=classes,
+                       dialogue_ids=tuple(columns["dialogue_ids"]),
+                       utterance_ids=tuple(columns["utterance_ids"]))
+        except ValueError as e:
+            raise DataError(str(e), field="answers") from e
 
 
 #: the per-(utterance, field) columns of :class:`FusionInputs` an answer record fills

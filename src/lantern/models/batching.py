@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lantern.data.records import Dialogue
+from lantern.data.dialogues import Dialogue
 from lantern.errors import DataError
 from lantern.models.base import Batch, normalise_vad
 

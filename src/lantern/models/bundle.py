@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lantern.data.records import Dialogue, LabelSet
+from lantern.data.dialogues import Dialogue, LabelSet
 from lantern.errors import ConfigError
 from lantern.models.base import CONFIG_NAME, VanillaModel
 from lantern.models.batching import FeatureSpec
@@ -25,13 +25,23 @@ BUNDLE_KEYS = ("classes", "label_set", "dataset", "vad_scale", "feature_spec", "
 
 def resolve_label_set(name: str | None, classes: tuple[str, ...]) -> LabelSet:
     """The registered label set called ``name`` when its classes are ``classes`` (so
-    ``4way-merge`` and ``4way-drop`` stay apart), else an ad-hoc one of that name."""
-    from lantern.data.labels import LABEL_SETS, label_set
+    ``4way-merge`` and ``4way-drop`` stay apart), else an ad-hoc one of that name with no
+    class definitions (prompts then show the class names as they are)."""
+    from lantern.data.labels import LABEL_SETS
 
     known = LABEL_SETS.get(name or "")
     if known is not None and tuple(known.classes) == tuple(classes):
         return known
-    return label_set(name or "custom", tuple(classes))
+    return LabelSet(name or "custom", tuple(classes))
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """A saved model's ``config.json`` without loading its weights (dataset, label set,
+    feature spec, ...)."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"{directory} is not a saved lantern model (no {CONFIG_NAME})")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -58,12 +68,9 @@ class ModelBundle:
     @classmethod
     def load(cls, directory: str | Path) -> "ModelBundle":
         directory = Path(directory)
-        path = directory / CONFIG_NAME
-        if not path.is_file():
-            raise ConfigError(f"{directory} is not a saved lantern model (no {CONFIG_NAME})")
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = read_metadata(directory)
         if "feature_spec" not in cfg or "classes" not in cfg:
-            raise ConfigError(f"{path}: not a model saved by `lantern train` "
+            raise ConfigError(f"{directory / CONFIG_NAME}: not a model saved by `lantern train` "
                               "(it lacks feature_spec/classes)")
         model = VanillaModel.from_pretrained(directory)
         scale = cfg.get("vad_scale")
@@ -98,8 +105,10 @@ class ModelBundle:
         """What reports say about the model."""
         from lantern.models.card import card_summary
 
-        directory = self.directory or Path(".")
-        return {"name": directory.name, "path": str(directory), "card": card_summary(directory),
+        directory = self.directory
+        return {"name": directory.name if directory else None,
+                "path": str(directory) if directory else None,
+                "card": card_summary(directory) if directory else "",
                 "model_type": self.model.model_type, "features": self.spec.modalities,
                 "trained_on": f"{self.dataset} {self.label_set.name}".strip(),
                 "versions": self.versions}

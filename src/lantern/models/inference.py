@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from lantern.data.records import Dialogue, LabelSet
+from lantern.data.dialogues import Dialogue, LabelSet
 from lantern.models.base import VanillaModel, denormalise_vad
 from lantern.models.batching import FeatureSpec, collate
 from lantern.records import PredictionRow

@@ -21,7 +21,6 @@ from lantern.pipeline.settings import (FUSION_SPLIT, answers_dir, output_dir, re
 from lantern.pipeline.vanilla import pinned_file
 from lantern.records import AnswersByUtterance, PredictionRow, read_pinned
 
-FIXED_MERGERS = ("vanilla-only", "llm-only", "uniform", "product")
 COST_KEYS = ("fields", "requests", "prompt_tokens", "reused_prompt_tokens", "decode_steps",
              "completion_tokens", "seconds", "fallbacks", "low_mass_slots", "unread_slots",
              "mean_label_mass", "parse_failures", "validation_failures", "renormalised_answers",
@@ -35,7 +34,7 @@ def answer_records(folder: Path, split: str) -> tuple[list[PredictionRow], Answe
     from lantern.answers import AnswerFile
     from lantern.receptive_fields import make_fields
     from lantern.records import group_by_dialogue
-    from lantern.refine import answer_records as field_records
+    from lantern.refine import field_answer_records
 
     path = folder / f"{split}.jsonl"
     if not path.exists():
@@ -58,7 +57,7 @@ def answer_records(folder: Path, split: str) -> tuple[list[PredictionRow], Answe
             if (a.start, a.end) != (f.start, f.end):
                 raise DataError(f"field {dialogue_id}#{f.field_id} covers {a.start}..{a.end}, "
                                 f"expected {f.start}..{f.end}", path=path, field="start")
-            for rec in field_records(a, f, drows, classes):
+            for rec in field_answer_records(a, f, drows, classes):
                 grouped.setdefault(rec.key, []).append(rec)
     if missing:
         raise DataError(f"{missing} of {total} fields have no answer yet; continue the run with "
@@ -78,6 +77,11 @@ def fusion_inputs(folder: Path, split: str):
     return FusionInputs.from_records(rows, grouped, classes=header["classes"]), header
 
 
+def is_learned(variant: str) -> bool:
+    from lantern.fusion import MERGERS
+    return bool(MERGERS.get(variant).learned)
+
+
 def select_on_validation(variant: str, options: dict, fit_by_cal: dict, poolings) -> dict:
     """The calibration (and, for learned mergers, the pooling) a merger uses, chosen on the
     validation split only: a fixed merger by its accuracy there; a learned one by the NLL
@@ -91,7 +95,7 @@ def select_on_validation(variant: str, options: dict, fit_by_cal: dict, poolings
         return {"criterion": "none (the vanilla model)", "candidates": {},
                 "chosen": {"calibration": "none"}}
     candidates: dict[str, dict] = {}
-    learned = variant not in FIXED_MERGERS
+    learned = is_learned(variant)
     for cal, x in fit_by_cal.items():
         for pooling in (poolings if learned and "pooling" not in options else [None]):
             merger = make_merger(variant, **{**options, **({"pooling": pooling} if pooling else {}),
@@ -156,7 +160,8 @@ class _FuseRun:
         from lantern.fusion import make_merger
 
         start = time.perf_counter()
-        run_seeds = [0] if variant in FIXED_MERGERS else self.seeds
+        learned = is_learned(variant)
+        run_seeds = self.seeds if learned else [0]
         base_options = dict((self.fusion.options or {}).get(variant, {}))
         selection = select_on_validation(variant, base_options, self.fit_by_cal, self.poolings)
         chosen = selection["chosen"]
@@ -164,7 +169,7 @@ class _FuseRun:
         preds, reports, states = [], [], []
         for seed in run_seeds:
             options = {**base_options, **({"pooling": chosen["pooling"]} if chosen.get("pooling") else {})}
-            if variant not in FIXED_MERGERS:
+            if learned:
                 options.setdefault("seed", seed)
             merger = make_merger(variant, **options)
             merger.fit(fit_inputs, FUSION_SPLIT)

@@ -3,7 +3,6 @@ settings, where its answers live and the slug that names them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lantern.config import LLMSection
@@ -20,46 +19,52 @@ def vanilla_config(cfg: dict) -> dict:
     """The vanilla model's training config (``vanilla.config`` + overrides), or, for
     ``vanilla.pretrained`` (a shipped model name or a saved model folder), a description of
     that model in the same shape (dataset, model name, features)."""
-    from lantern.config import load_config
+    from lantern.config import VanillaSection, load_config
 
-    spec = cfg.get("vanilla")
-    if spec and spec.get("pretrained"):
+    spec = VanillaSection.of(cfg)
+    if spec.pretrained:
         return _pretrained_vanilla_config(cfg, spec)
-    if not spec or "config" not in spec:
+    if not spec.config:
         raise ConfigError("a lantern pipeline config needs vanilla.config (a vanilla training config) "
                           "or vanilla.pretrained (a shipped model name or a saved model folder)")
-    path = Path(spec["config"])
+    path = Path(spec.config)
     if not path.is_absolute() and not path.exists():
         path = Path(cfg.get("config_dir", ".")) / path
-    vcfg = load_config(path, list(spec.get("overrides") or []))
-    vcfg["seeds"] = [int(spec.get("seed", 0))]
-    vcfg.setdefault("output_dir", str(output_dir(cfg) / "vanilla"))
+    vcfg = load_config(path, list(spec.overrides or []))
+    vcfg["seeds"] = [int(spec.seed)]
+    vcfg.setdefault("output_dir", str(vanilla_dir(cfg, vcfg)))
     return vcfg
 
 
-def _pretrained_vanilla_config(cfg: dict, spec: dict) -> dict:
-    from lantern.predict.pretrained import shipped_model_dir, shipped_models
+def _pretrained_vanilla_config(cfg: dict, spec) -> dict:
+    from lantern.models.bundle import read_metadata
+    from lantern.predict.pretrained import model_dir
 
-    name = str(spec["pretrained"])
-    directory = shipped_model_dir(name) if name in shipped_models() else Path(name)
-    if not (directory / "config.json").is_file():
-        raise ConfigError(f"vanilla.pretrained: {name} is neither a shipped model "
-                          f"({', '.join(shipped_models())}) nor a saved model folder")
-    saved = json.loads((directory / "config.json").read_text())
+    directory = model_dir(str(spec.pretrained))
+    saved = read_metadata(directory)
     dataset = {"name": saved.get("dataset"), "label_set": saved.get("label_set")}
-    for o in spec.get("overrides") or []:        # e.g. dataset.data_root=...
+    for o in spec.overrides or []:        # e.g. dataset.data_root=...
         key, _, value = str(o).partition("=")
         if key.startswith("dataset."):
             dataset[key.split(".", 1)[1]] = value
-    return {"pretrained": str(directory), "dataset": dataset, "model": {"name": directory.name},
-            "features": (saved.get("feature_spec") or {}).get("modalities", {}), "seeds": [0],
-            "output_dir": str(output_dir(cfg) / "vanilla")}
+    vcfg = {"pretrained": str(directory), "dataset": dataset, "model": {"name": directory.name},
+            "features": (saved.get("feature_spec") or {}).get("modalities", {}), "seeds": [0]}
+    return {**vcfg, "output_dir": str(vanilla_dir(cfg, vcfg))}
+
+
+def vanilla_dir(cfg: dict, vcfg: dict) -> Path:
+    """``<run>/vanilla/<dataset>-<label set>-<model>``: one folder per vanilla model, so runs
+    of one pipeline config with another vanilla model or label set (``--set``) never reuse
+    each other's predictions."""
+    ds = vcfg.get("dataset") or {}
+    name = "-".join(str(p) for p in (ds.get("name"), ds.get("label_set"), (vcfg.get("model") or {}).get("name")) if p)
+    return output_dir(cfg) / "vanilla" / name
 
 
 def make_llm(cfg: dict):
     from lantern.llm import get_llm
 
-    section = LLMSection(**(cfg.get("llm") or {}))
+    section = LLMSection.of(cfg)
     return get_llm(section.backend, model=section.model, **(section.options or {}))
 
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from lantern.data.records import Dialogue, LabelSet, Utterance
+from lantern.data.dialogues import Dialogue, LabelSet, Utterance
 from lantern.errors import ConfigError, DataError
 from lantern.predict.media import (MEDIA_SUFFIXES, MediaInfo, check_duration, extract_audio,
                                    input_kind, probe, supported_suffixes, wav_duration)

@@ -4,7 +4,9 @@ Epochs; score each on validation data; keep a copy of the best state; stop once
 ``patience`` epochs in a row brought no improvement (or at ``max_epochs``). The caller
 supplies the epoch (train, then return the validation score) and the snapshot of its
 state; the loop does the bookkeeping, so the learned mergers, the :class:`Trainer` and
-the text-encoder fine-tune all select their epoch by the same rule.
+the text-encoder fine-tune all select their epoch by the same rule. (A training config's
+``patience`` counts one epoch more than a merger's: the Trainer passes ``patience + 1``, as
+it always stopped, so that retrained models stay identical.)
 
 >>> scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
 >>> stop = EarlyStopping(patience=2)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lantern.data import load_dataset
-from lantern.data.records import EmotionDataset
+from lantern.data.dialogues import EmotionDataset
 from lantern.errors import ConfigError
 
 REQUIRED = ("dataset", "features", "model")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lantern.data.records import EmotionDataset
+from lantern.data.dialogues import EmotionDataset
 from lantern.paths import atomic_write_text
 from lantern.training.early_stopping import EarlyStopping, run_early_stopping
 
@@ -109,7 +109,7 @@ def finetune_text_encoder(dataset: EmotionDataset, out_dir: str | Path, base_mod
     """Fine-tune, keep the epoch with the best validation weighted F1, save to ``out_dir``."""
     from sentence_transformers import SentenceTransformer
 
-    from lantern.evaluation.metrics import weighted_f1
+    from lantern.evaluation.metrics import percent_scores
     from lantern.models.base import normalise_vad
 
     torch.set_num_threads(2)
@@ -135,7 +135,7 @@ def finetune_text_encoder(dataset: EmotionDataset, out_dir: str | Path, base_mod
     def run_epoch(epoch: int) -> float:
         loss = _train_epoch(model, (train_x, train_y, train_v), ce, vad_weight, optimiser,
                             scheduler, batch_size, f"fine-tune epoch {epoch}/{epochs}", progress)
-        valid_f1 = 100 * weighted_f1(valid_y, model.predict(valid_x), n_classes)
+        valid_f1 = percent_scores(valid_y, model.predict(valid_x), n_classes)["weighted_f1"]
         history.append({"epoch": epoch, "train_loss": loss, "valid_weighted_f1": valid_f1})
         return valid_f1
 

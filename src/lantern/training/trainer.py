@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lantern.data.records import Dialogue
+from lantern.data.dialogues import Dialogue
 from lantern.models.base import VanillaModel
 from lantern.models.batching import FeatureSpec, collate
 from lantern.models.inference import predict_dialogues
@@ -29,7 +29,7 @@ class TrainingConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 8
-    patience: int = 10
+    patience: int = 10           # epochs past the best one before stopping, plus one (see fit)
     class_weights: bool = True
     vad_weight: float = 0.5
     vad_loss: str = "mse"
@@ -61,7 +61,7 @@ def class_weight_tensor(dialogues: list[Dialogue], n_classes: int) -> torch.Tens
 
 
 def evaluate_split(model, dialogues, spec, vad_scale, n_classes: int) -> dict:
-    from lantern.evaluation.metrics import accuracy, weighted_f1
+    from lantern.evaluation.metrics import percent_scores
 
     y_true, y_pred = [], []
     for d, probs, _ in predict_dialogues(model, dialogues, spec, vad_scale):
@@ -70,8 +70,7 @@ def evaluate_split(model, dialogues, spec, vad_scale, n_classes: int) -> dict:
                 y_true.append(u.label)
                 y_pred.append(int(p.argmax()))
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    return {"accuracy": 100 * float(accuracy(y_true, y_pred)),
-            "weighted_f1": 100 * float(weighted_f1(y_true, y_pred, n_classes))}
+    return percent_scores(y_true, y_pred, n_classes)
 
 
 class Trainer:
