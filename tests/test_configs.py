@@ -49,3 +49,25 @@ def test_config_smoke_run(path, tmp_path, data_root):
         rows = (run / "seed0" / "predictions" / f"{split}.jsonl").read_text().splitlines()
         assert rows and "probs" in json.loads(rows[0])
     assert (run / "seed0" / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("text, key", [
+    ("vanilla: {config: iemocap-sdt.yaml}\nfusoin: {}\n", "'fusoin'; did you mean 'fusion'"),
+    ("vanilla: {config: iemocap-sdt.yaml}\nfields: {widnow: 4}\n", "'fields.widnow'; did you mean 'window'"),
+    ("vanilla: {config: iemocap-sdt.yaml}\nprompt: {answr: logprobs}\n", "'prompt.answr'"),
+    ("dataset: {name: iemocap, labelset: 6way}\nmodel: {name: sdt}\nfeatures: {}\n", "'dataset.labelset'"),
+    ("dataset: {name: iemocap}\nmodel: {name: sdt, hiden: 3}\nfeatures: {}\n", "'model.hiden'; did you mean 'hidden'"),
+    ("dataset: {name: iemocap}\nmodel: {name: sdt}\nfeatures: {}\ntraining: {epoch: 3}\n", "'training.epoch'"),
+])
+def test_an_unknown_key_names_the_file_and_the_key(tmp_path, text, key):
+    from lantern.errors import ConfigError
+
+    path = tmp_path / "typo.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"typo.yaml: unknown key {key}"):
+        load_config(path)
+
+
+def test_every_shipped_config_loads():
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        assert load_config(path)["name"] == path.stem

@@ -1,4 +1,7 @@
-"""YAML experiment configs with ``${placeholders}`` and ``--set key=value`` overrides.
+"""YAML configs with ``${placeholders}`` and ``--set key=value`` overrides, checked on load:
+every key of a training or pipeline config must be known (:func:`validate_config`), and the
+pipeline's sections are typed (:class:`VanillaSection`, :class:`LLMSection`,
+:class:`FusionSection`).
 
 >>> cfg = resolve({"data": {"root": "${data_root}"}, "seed": 1}, {"data_root": "/d"}, ["seed=3"])
 >>> cfg["data"]["root"], cfg["seed"]
@@ -92,7 +95,8 @@ MERGER_SEEDS = (0, 1, 2)
 # lantern.training.trainer.TrainingConfig (their homes: the code they configure).
 
 class _Section:
-    key: str = ""
+    key: str = ""                      # the config's key for this section
+    _TUPLES: tuple[str, ...] = ()      # list values read as tuples (hashable, immutable)
 
     @classmethod
     def of(cls, cfg: dict):
@@ -103,8 +107,6 @@ class _Section:
                           for k, v in raw.items()})
         except TypeError as exc:   # files are checked on load; this guards config dicts
             raise ConfigError(f"{cls.key}: {exc}") from None
-
-    _TUPLES: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,6 @@ class FusionSection(_Section):
 PIPELINE_KEYS = ("name", "output_dir", "config_dir", "answers_root", "answers_dir", "llm_cache",
                  "threads")
 PIPELINE_SECTIONS = {"vanilla": VanillaSection, "llm": LLMSection, "fusion": FusionSection}
-
 
 
 # ------------------------------------------------------------------------- validation
