@@ -19,10 +19,6 @@ from lantern.errors import ConfigError
 from lantern.models.base import CONFIG_NAME, VanillaModel
 from lantern.models.batching import FeatureSpec
 
-#: keys of config.json that describe the data side of the model (the rest is architecture)
-BUNDLE_KEYS = ("classes", "label_set", "dataset", "vad_scale", "feature_spec", "feature_options")
-
-
 def resolve_label_set(name: str | None, classes: tuple[str, ...]) -> LabelSet:
     """The registered label set called ``name`` when its classes are ``classes`` (so
     ``4way-merge`` and ``4way-drop`` stay apart), else an ad-hoc one of that name with no
@@ -46,6 +42,10 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
 
 @dataclass
 class ModelBundle:
+    """A vanilla network with what it needs to be used: the feature spec (extractor names and
+    the train split's standardisation), the label set, the VAD scale of its outputs, the dataset
+    it was trained on and the extractors' options; ``directory`` and ``versions`` once saved."""
+
     model: VanillaModel
     spec: FeatureSpec
     label_set: LabelSet
