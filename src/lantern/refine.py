@@ -80,6 +80,13 @@ class RefineSettings:
         return fields_per_utterance(self.window, self.stride)
 
     @property
+    def answer_tag(self) -> str:
+        """The answer mode as answer folders name it: ``logprobs``, ``percent`` (rotated
+        class order) or ``percent-fixed-order`` (the position-bias measurement's baseline)."""
+        fixed = self.answer == "percent" and self.class_order == "fixed"
+        return self.answer + ("-fixed-order" if fixed else "")
+
+    @property
     def variant_suffix(self) -> str:
         """How this prompt differs from the default, for folder and result names."""
         return ("" if self.include_refs else "-no-refs") + ("" if self.include_vad or not self.include_refs

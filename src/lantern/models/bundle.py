@@ -92,9 +92,12 @@ class ModelBundle:
         """The saved feature options of the extractors in ``names`` (what extraction needs)."""
         return {k: v for k, v in self.feature_options.items() if k in set(names)}
 
-    def prediction_rows(self, dialogues: list[Dialogue]):
+    def prediction_rows(self, dialogues: list[Dialogue], gold_classes=None):
+        """Prediction rows; gold labels named by ``gold_classes`` (the data's classes, when
+        they are not the model's)."""
         from lantern.models.inference import prediction_rows
-        return prediction_rows(self.model, dialogues, self.spec, self.label_set, self.vad_scale)
+        return prediction_rows(self.model, dialogues, self.spec, self.label_set, self.vad_scale,
+                               gold_classes)
 
     def check_classes(self, label_set: LabelSet) -> None:
         if tuple(label_set.classes) != self.classes:

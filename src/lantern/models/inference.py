@@ -4,7 +4,7 @@ and export), ``lantern evaluate``/``export``, the pipeline and ``lantern predict
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,17 +31,21 @@ def predict_dialogues(model: VanillaModel, dialogues: list[Dialogue], spec: Feat
 
 
 def prediction_rows(model: VanillaModel, dialogues: list[Dialogue], spec: FeatureSpec,
-                    label_set: LabelSet, vad_scale) -> Iterator[PredictionRow]:
-    """One row per utterance: probabilities rounded to 6 decimals, VAD (on the dataset's
-    scale, or [-1, 1] when it has none) to 4."""
+                    label_set: LabelSet, vad_scale,
+                    gold_classes: Sequence[str] | None = None) -> Iterator[PredictionRow]:
+    """One row per utterance: probabilities over ``label_set`` rounded to 6 decimals, VAD
+    (on the dataset's scale, or [-1, 1] when it has none) to 4. Gold labels are named by
+    ``gold_classes``, the data's own classes (default: the model's), so a model run on a
+    corpus of another label set keeps that corpus's labels."""
     scale = vad_scale or (-1.0, 1.0)
+    gold = tuple(gold_classes) if gold_classes is not None else label_set.classes
     for d, probs, vad in predict_dialogues(model, dialogues, spec, vad_scale):
         vad = denormalise_vad(torch.from_numpy(vad), scale).numpy()
         for turn, (u, p, v) in enumerate(zip(d, probs, vad)):
             yield PredictionRow(
                 d.id, u.id, turn, {c: round(float(x), 6) for c, x in zip(label_set.classes, p)},
                 tuple(round(float(x), 4) for x in v),
-                label_set.classes[u.label] if u.label is not None else None,
+                gold[u.label] if u.label is not None else None,
                 tuple(u.vad) if u.vad is not None else None, u.speaker, u.text)
 
 

@@ -87,7 +87,9 @@ def _refine_split(cfg: dict, predictions: Path, folder: Path, split: str, limit,
     from lantern.refine import _Run, refine
 
     settings = refine_settings(cfg)
-    label_set_name = vanilla_config(cfg)["dataset"].get("label_set")
+    vcfg = vanilla_config(cfg)
+    # the classes the LLM is asked about are the vanilla model's, whatever the data's are
+    label_set_name = vcfg.get("model_label_set") or vcfg["dataset"].get("label_set")
     rows = _split_rows(predictions, folder, split, limit)
     classes = list(rows[0].probs)
     descriptions = resolve_label_set(label_set_name, tuple(classes)).descriptions

@@ -43,11 +43,17 @@ def _pretrained_vanilla_config(cfg: dict, spec) -> dict:
     directory = model_dir(str(spec.pretrained))
     saved = read_metadata(directory)
     dataset = {"name": saved.get("dataset"), "label_set": saved.get("label_set")}
-    for o in spec.overrides or []:        # e.g. dataset.data_root=...
+    given = {}
+    for o in spec.overrides or []:        # e.g. dataset.data_root=..., dataset.name=dailydialog
         key, _, value = str(o).partition("=")
         if key.startswith("dataset."):
-            dataset[key.split(".", 1)[1]] = value
+            given[key.split(".", 1)[1]] = value
+    if given.get("name", dataset["name"]) != dataset["name"]:
+        dataset["label_set"] = None       # another corpus: its own labels unless one is given
+    dataset.update(given)
+    # The LLM is asked about the model's classes; the data keeps its own gold labels.
     vcfg = {"pretrained": str(directory), "dataset": dataset, "model": {"name": directory.name},
+            "model_label_set": saved.get("label_set"),
             "features": (saved.get("feature_spec") or {}).get("modalities", {}), "seeds": [0]}
     return {**vcfg, "output_dir": str(vanilla_dir(cfg, vcfg))}
 
@@ -99,5 +105,5 @@ def run_slug(cfg: dict) -> str:
     vcfg = vanilla_config(cfg)
     llm = (cfg.get("llm") or {}).get("model") or "default"
     parts = [vcfg["dataset"]["name"], vcfg["dataset"].get("label_set") or "", vcfg["model"]["name"],
-             str(llm).replace("/", "_"), settings.answer]
+             str(llm).replace("/", "_"), settings.answer_tag]
     return "-".join(p for p in parts if p) + settings.variant_suffix + f"-w{settings.window}s{settings.stride}"
