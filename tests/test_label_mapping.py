@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from lantern.data.label_mapping import (SHARED, TO_SHARED, cross_corpus_scores, project_labels,
-                                        project_probs, shared_classes)
+from lantern.data.label_mapping import (SHARED, TO_SHARED, project_labels, project_probs,
+                                        shared_classes)
+from lantern.evaluation.cross_corpus import cross_corpus_scores
 from lantern.data.labels import LABEL_SETS
 from lantern.errors import ConfigError
 
@@ -60,3 +61,44 @@ def test_cross_corpus_scores_match_sklearn():
 def test_unknown_label_set_is_a_config_error():
     with pytest.raises(ConfigError, match="no mapping"):
         shared_classes("6way", "nope")
+
+
+def test_rows_of_another_corpus_keep_its_labels(tmp_path):
+    from lantern.errors import DataError
+    from lantern.records import PredictionRow, read_pinned, write_pinned
+
+    probs = {"hap": 0.5, "sad": 0.1, "neu": 0.1, "ang": 0.1, "exc": 0.1, "fru": 0.1}
+    row = PredictionRow("d", "u1", 0, probs, (3.0, 3.0, 3.0), "happiness", gold_label_set="dailydialog7")
+    assert not row.has_own_label
+    write_pinned(tmp_path / "p.jsonl.gz", [row])
+    assert read_pinned(tmp_path / "p.jsonl.gz") == [row]
+    own = PredictionRow("d", "u2", 1, probs, None, "hap")
+    assert own.has_own_label and "gold_label_set" not in own.to_json()   # old files unchanged
+    with pytest.raises(DataError, match="unknown label 'hap'"):
+        PredictionRow.from_json({**row.to_json(), "label": "hap"})
+    with pytest.raises(DataError, match="unknown gold_label_set"):
+        PredictionRow.from_json({**row.to_json(), "gold_label_set": "nope"})
+
+
+def test_fusion_inputs_treat_another_corpus_labels_as_unknown():
+    from lantern.fusion.inputs import FusionInputs
+    from lantern.records import AnswerRecord, PredictionRow
+
+    probs = {"neu": 0.6, "ang": 0.4}
+    rows = [PredictionRow("d", "u1", 0, probs, None, "anger", gold_label_set="meld7"),
+            PredictionRow("d", "u2", 1, probs, None, "ang")]
+    answers = {r.key: [AnswerRecord("d", r.utterance_id, 0, {"neu": 0.5, "ang": 0.5}, 0.5, 1, 0, False)]
+               for r in rows}
+    x = FusionInputs.from_records(rows, answers, classes=("neu", "ang"))
+    assert x.labels.tolist() == [-1, 1]
+
+
+def test_a_shipped_model_on_another_corpus_asks_about_its_own_classes():
+    from lantern.config import load_config
+    from lantern.pipeline import run_slug, vanilla_config
+
+    cfg = load_config("configs/lantern-iemocap-text.yaml", ["vanilla.overrides=[dataset.name=dailydialog]"])
+    vcfg = vanilla_config(cfg)
+    assert vcfg["dataset"] == {"name": "dailydialog", "label_set": None}
+    assert vcfg["model_label_set"] == "6way"
+    assert run_slug(cfg).startswith("dailydialog-iemocap-6way-text-")

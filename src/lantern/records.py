@@ -83,7 +83,9 @@ def _triple(value: Any, name: str, path, line) -> tuple[float, float, float] | N
 class PredictionRow:
     """One utterance's vanilla prediction: ``probs`` (fractions summing to 1) and ``vad``
     (valence, arousal, dominance on the dataset's scale); ``label``/``vad_true`` are the
-    gold annotations when known. ``speaker``/``text`` are absent in pinned vanilla files."""
+    gold annotations when known. ``speaker``/``text`` are absent in pinned vanilla files.
+    ``gold_label_set`` names the label set ``label`` belongs to when it is another corpus's
+    (a model run on a corpus it was not trained for); None: the model's own classes."""
 
     dialogue_id: str
     utterance_id: str
@@ -94,6 +96,7 @@ class PredictionRow:
     vad_true: tuple[float, float, float] | None = None
     speaker: str | None = None
     text: str | None = None
+    gold_label_set: str | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -108,16 +111,25 @@ class PredictionRow:
     def key(self) -> tuple[str, str]:
         return (self.dialogue_id, self.utterance_id)
 
+    @property
+    def has_own_label(self) -> bool:
+        """A gold label among the model's classes (one that fitting and scoring can use)."""
+        return self.label is not None and self.gold_label_set is None
+
     def to_json(self) -> dict[str, Any]:
-        """The JSONL object (key order as written since the first release)."""
-        return {"dialogue_id": self.dialogue_id, "utterance_id": self.utterance_id,
-                "turn": self.turn, "speaker": self.speaker, "text": self.text, "label": self.label,
-                "vad_true": list(self.vad_true) if self.vad_true is not None else None,
-                "probs": dict(self.probs), "vad": list(self.vad) if self.vad is not None else None}
+        """The JSONL object (key order as written since the first release;
+        ``gold_label_set`` only where it is set)."""
+        out = {"dialogue_id": self.dialogue_id, "utterance_id": self.utterance_id,
+               "turn": self.turn, "speaker": self.speaker, "text": self.text, "label": self.label,
+               "vad_true": list(self.vad_true) if self.vad_true is not None else None,
+               "probs": dict(self.probs), "vad": list(self.vad) if self.vad is not None else None}
+        if self.gold_label_set is not None:
+            out["gold_label_set"] = self.gold_label_set
+        return out
 
     def pinned_json(self) -> dict[str, Any]:
         full = self.to_json()
-        return {k: full[k] for k in PINNED_KEYS}
+        return {k: full[k] for k in (*PINNED_KEYS, "gold_label_set") if k in full}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], *, path: str | Path | None = None,
@@ -127,20 +139,31 @@ class PredictionRow:
                 raise DataError(f"a prediction row needs {key!r}", path=path, line=line, field=key)
         probs = check_probs(obj["probs"], path=path, line=line, renormalise=False,
                             where=f"utterance {obj['dialogue_id']}/{obj['utterance_id']}")
-        label = obj.get("label")
-        if label is not None and label not in probs:
-            raise DataError(f"unknown label {label!r}; classes {list(probs)}", path=path, line=line,
-                            field="label")
+        label, gold_set = obj.get("label"), obj.get("gold_label_set")
+        gold_classes = _label_set_classes(gold_set, path, line) if gold_set is not None else probs
+        if label is not None and label not in gold_classes:
+            raise DataError(f"unknown label {label!r}; classes {list(gold_classes)}", path=path,
+                            line=line, field="label")
         return cls(str(obj["dialogue_id"]), str(obj["utterance_id"]), int(obj.get("turn") or 0),
                    {c: float(obj["probs"][c]) for c in probs},
                    _triple(obj.get("vad"), "vad", path, line), label,
                    _triple(obj.get("vad_true"), "vad_true", path, line),
-                   obj.get("speaker"), obj.get("text"))
+                   obj.get("speaker"), obj.get("text"), gold_set)
 
     def with_pinned(self, pinned: "PredictionRow") -> "PredictionRow":
         """This row's text and speaker with a pinned row's prediction, label and turn."""
         return PredictionRow(self.dialogue_id, self.utterance_id, pinned.turn, dict(pinned.probs),
-                             pinned.vad, pinned.label, self.vad_true, self.speaker, self.text)
+                             pinned.vad, pinned.label, self.vad_true, self.speaker, self.text,
+                             pinned.gold_label_set)
+
+
+def _label_set_classes(name: Any, path, line) -> tuple[str, ...]:
+    from lantern.data.labels import LABEL_SETS
+
+    if name not in LABEL_SETS:
+        raise DataError(f"unknown gold_label_set {name!r}; known: {', '.join(sorted(LABEL_SETS))}",
+                        path=path, line=line, field="gold_label_set")
+    return LABEL_SETS[name].classes
 
 
 def write_predictions(path: str | Path, rows: Iterable[PredictionRow]) -> Path:

@@ -25,7 +25,8 @@ A model of one label set is scored on a corpus of another on the shared classes 
 express (:func:`shared_classes`): the model's probabilities are summed into the shared
 classes, the mass of its unmapped classes (IEMOCAP's frustrated, say) is dropped and the
 rest renormalised (:func:`project_probs`); gold labels that map outside those classes are
-left out and counted (:func:`project_labels`). IEMOCAP 6-way on DailyDialog, for one, is
+left out and counted (:func:`project_labels`);
+:func:`lantern.evaluation.cross_corpus.cross_corpus_scores` does all three. IEMOCAP 6-way on DailyDialog, for one, is
 scored on neutral, joy, sadness and anger.
 
 >>> shared_classes("6way", "dailydialog7")
@@ -55,8 +56,7 @@ TO_SHARED: dict[str, dict[str, str | None]] = {
                   "Sad": "sadness", "Powerful": None, "Scared": "fear"},
 }
 
-__all__ = ["SHARED", "TO_SHARED", "mapping", "shared_classes", "project_probs", "project_labels",
-           "cross_corpus_scores"]
+__all__ = ["SHARED", "TO_SHARED", "mapping", "shared_classes", "project_probs", "project_labels"]
 
 
 def mapping(label_set: str, classes: Sequence[str] | None = None) -> dict[str, str | None]:
@@ -105,19 +105,3 @@ def project_labels(labels: Sequence[str | None], label_set: str,
         shared = m.get(label) if label is not None else None
         out.append(target.index(shared) if shared in target else -1)
     return np.asarray(out, dtype=np.int64)
-
-
-def cross_corpus_scores(probs: np.ndarray, model_classes: Sequence[str], model_set: str,
-                        labels: Sequence[str | None], data_set: str) -> dict:
-    """Accuracy and weighted F1 (percent) of a model's probabilities against gold labels of
-    another label set, on their shared classes, with how many utterances were scored."""
-    from lantern.evaluation.metrics import percent_scores
-
-    target = shared_classes(model_set, data_set)
-    y = project_labels(labels, data_set, target)
-    keep = y >= 0
-    p = project_probs(probs, model_classes, model_set, target)[keep]
-    scores = percent_scores(y[keep], p.argmax(axis=1), len(target)) if keep.any() else \
-        {"accuracy": float("nan"), "weighted_f1": float("nan")}
-    return {**scores, "classes": list(target), "scored": int(keep.sum()),
-            "left_out": int((~keep).sum())}

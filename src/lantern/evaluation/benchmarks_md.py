@@ -179,8 +179,9 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     groups: dict[tuple[str, str, str], list[dict]] = {}
     predict_rows = [r for r in results if r.get("method") == "predict"]
     lantern_rows = [r for r in results if r.get("method") == "lantern"]
+    bias_rows = [r for r in results if r.get("method") == POSITION_BIAS]
     for r in results:
-        if r.get("method") in ("predict", "lantern"):
+        if r.get("method") in ("predict", "lantern", POSITION_BIAS):
             continue
         key = (_key(r.get("dataset")), _key(r.get("label_set")), _key(r.get("split")))
         groups.setdefault(key, []).append(r)
@@ -221,6 +222,8 @@ def render_benchmarks(results: Sequence[dict]) -> str:
         parts.append("\n".join(lines) + "\n")
     if lantern_rows:
         parts.append(_render_lantern(lantern_rows))
+    if bias_rows:
+        parts.append(_render_position_bias(bias_rows))
     if predict_rows:
         parts.append(_render_predict(predict_rows))
     return "".join(parts)
@@ -281,6 +284,33 @@ def _render_lantern(rows: Sequence[dict]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines) + "\n")
     return "".join(parts)
+
+
+POSITION_BIAS = "llm-position-bias"
+
+
+def _render_position_bias(rows: Sequence[dict]) -> str:
+    """The written-percent mode's position bias (``scripts/bench_position_bias.py``): how often
+    an utterance's top class is the class listed first, per answer mode, on the same fields."""
+    header = ["vanilla model", "fields", "mode", "top listed first", "order-blind",
+              "accuracy", "weighted F1", "agrees with vanilla", "completion tok/field", "commit"]
+    lines = ["\n## LLM answers · position bias of the written-percent mode\n",
+             "The same validation fields asked with the class order fixed, rotated by one place "
+             "per field, and rotated with each listed position's mean probability divided out; "
+             "the log-probability mode on the same fields for comparison. \"Order-blind\" is the "
+             "share an answer that ignores the order would put first under rotation (1/K); "
+             "accuracy is the mean of each utterance's answers, single run at temperature 0.\n",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in sorted(rows, key=lambda r: (_key(r.get("dataset")), _key(r.get("model")))):
+        modes = r.get("modes") if isinstance(r.get("modes"), dict) else {}
+        blind = (r.get("reference") or {}).get("order_blind_top_listed_first")
+        for mode, m in modes.items():
+            lines.append("| " + " | ".join([
+                _cell(r.get("model", MISSING)), _integer(r.get("n_fields")), _cell(mode),
+                _fixed(m.get("top_listed_first"), 3), _fixed(blind, 3), _fixed(m.get("accuracy"), 2),
+                _fixed(m.get("weighted_f1"), 2), _fixed(m.get("agrees_with_vanilla_top"), 3),
+                _fixed(m.get("completion_tokens_per_field"), 1), _cell(_commit(r.get("git_commit")))]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 PREDICT_STAGES = ("transcription", "features", "vanilla", "llm", "report", "total")

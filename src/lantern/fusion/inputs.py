@@ -169,7 +169,9 @@ class FusionInputs:
             where = f"utterance {row.dialogue_id}/{row.utterance_id}"
             columns["vanilla"].append(list(check_probs(row.probs, classes, where=where).values()))
             columns["vad"].append(list(row.vad) if row.vad is not None else [math.nan] * 3)
-            columns["labels"].append(_label_index(row.label, classes, where))
+            # another corpus's gold labels (gold_label_set) are not the model's: unknown here
+            columns["labels"].append(_label_index(row.label if row.gold_label_set is None else None,
+                                                  classes, where))
             columns["dialogue_ids"].append(row.dialogue_id)
             columns["utterance_ids"].append(row.utterance_id)
             recs = answers.get(row.key)

@@ -92,12 +92,12 @@ class ModelBundle:
         """The saved feature options of the extractors in ``names`` (what extraction needs)."""
         return {k: v for k, v in self.feature_options.items() if k in set(names)}
 
-    def prediction_rows(self, dialogues: list[Dialogue], gold_classes=None):
-        """Prediction rows; gold labels named by ``gold_classes`` (the data's classes, when
-        they are not the model's)."""
+    def prediction_rows(self, dialogues: list[Dialogue], gold: LabelSet | None = None):
+        """Prediction rows; gold labels named in ``gold`` (the data's label set, when it is
+        not the model's)."""
         from lantern.models.inference import prediction_rows
         return prediction_rows(self.model, dialogues, self.spec, self.label_set, self.vad_scale,
-                               gold_classes)
+                               gold)
 
     def check_classes(self, label_set: LabelSet) -> None:
         if tuple(label_set.classes) != self.classes:

@@ -4,7 +4,7 @@ and export), ``lantern evaluate``/``export``, the pipeline and ``lantern predict
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,26 +32,28 @@ def predict_dialogues(model: VanillaModel, dialogues: list[Dialogue], spec: Feat
 
 def prediction_rows(model: VanillaModel, dialogues: list[Dialogue], spec: FeatureSpec,
                     label_set: LabelSet, vad_scale,
-                    gold_classes: Sequence[str] | None = None) -> Iterator[PredictionRow]:
+                    gold: LabelSet | None = None) -> Iterator[PredictionRow]:
     """One row per utterance: probabilities over ``label_set`` rounded to 6 decimals, VAD
-    (on the dataset's scale, or [-1, 1] when it has none) to 4. Gold labels are named by
-    ``gold_classes``, the data's own classes (default: the model's), so a model run on a
-    corpus of another label set keeps that corpus's labels."""
+    (on the dataset's scale, or [-1, 1] when it has none) to 4. Gold labels are named in
+    ``gold``, the data's own label set (default: the model's), so a model run on a corpus
+    of another label set keeps that corpus's labels (and says whose they are)."""
     scale = vad_scale or (-1.0, 1.0)
-    gold = tuple(gold_classes) if gold_classes is not None else label_set.classes
+    foreign = gold is not None and tuple(gold.classes) != tuple(label_set.classes)
+    gold_classes = gold.classes if foreign else label_set.classes
+    gold_name = gold.name if foreign else None
     for d, probs, vad in predict_dialogues(model, dialogues, spec, vad_scale):
         vad = denormalise_vad(torch.from_numpy(vad), scale).numpy()
         for turn, (u, p, v) in enumerate(zip(d, probs, vad)):
             yield PredictionRow(
                 d.id, u.id, turn, {c: round(float(x), 6) for c, x in zip(label_set.classes, p)},
                 tuple(round(float(x), 4) for x in v),
-                gold[u.label] if u.label is not None else None,
-                tuple(u.vad) if u.vad is not None else None, u.speaker, u.text)
+                gold_classes[u.label] if u.label is not None else None,
+                tuple(u.vad) if u.vad is not None else None, u.speaker, u.text, gold_name)
 
 
 def label_arrays(rows: list[PredictionRow], classes: tuple[str, ...]):
     """(y_true, probs, vad_true, vad_pred) over the labelled rows."""
-    rows = [r for r in rows if r.label is not None]
+    rows = [r for r in rows if r.has_own_label]
     y = np.array([classes.index(r.label) for r in rows])
     p = np.array([[r.probs[c] for c in classes] for r in rows])
     vt = np.array([r.vad_true if r.vad_true is not None else [np.nan] * 3 for r in rows], float)

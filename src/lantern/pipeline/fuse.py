@@ -73,7 +73,7 @@ def fusion_inputs(folder: Path, split: str):
     from lantern.fusion.inputs import FusionInputs
 
     vanilla, grouped, header = answer_records(folder, split)
-    rows = [r for r in vanilla if r.label is not None]
+    rows = [r for r in vanilla if r.has_own_label]
     return FusionInputs.from_records(rows, grouped, classes=header["classes"]), header
 
 

@@ -40,7 +40,7 @@ def _export_pretrained(vcfg: dict, preds: Path, limit: int | None, progress: boo
     attach_features(ds, names, options=bundle.feature_options_for(names), progress=progress)
     for split in ("valid", "test"):
         write_predictions(preds / f"{split}.jsonl",
-                          bundle.prediction_rows(ds.dialogues(split), ds.label_set.classes))
+                          bundle.prediction_rows(ds.dialogues(split), ds.label_set))
 
 
 def pinned_file(folder: Path, split: str) -> Path:
