@@ -3,7 +3,8 @@
     python scripts/ship_merger.py configs/lantern-iemocap-text.yaml [--variant attention]
 
 Run it after `lantern fuse` of that config wrote its result files. It copies the merger of
-seed 0 (named before any result was seen: no seed is picked on test), writes
+the seed with the lowest out-of-fold validation NLL (chosen on validation only; test is
+scored after the choice, for the card), writes
 `calibration.json` (the calibration chosen on validation and its prior, estimated on the
 validation answers) and a card generated from the run's result files, to
 `<vanilla model>/mergers/<llm>-<answer>-w<window>s<stride>/`. `lantern predict` then uses it
@@ -17,6 +18,8 @@ import json
 import shutil
 import sys
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -33,7 +36,7 @@ guarded by the vanilla model).
   references; the attention's early stopping and its guard used held-out validation dialogues. Test was not seen.
 - Calibration and pooling, chosen on validation ({criterion}): `{calibration}` (candidates: {cal_scores}).
 - Answers: `{answers_dir}` (committed; `lantern fuse {config}` rebuilds every number below without an LLM).
-- Seed 0 of seeds {seeds} (fixed in advance). Guard: {guard}.
+- Seed {seed} of seeds {seeds}: the lowest out-of-fold validation NLL ({seed_nlls}). Guard: {guard}.
 
 ## How well it does (IEMOCAP {label_set} test, {n_test} utterances)
 | | accuracy | weighted F1 | Δ accuracy vs vanilla [95% CI] | Δ weighted F1 [95% CI] |
@@ -45,6 +48,24 @@ guarded by the vanilla model).
   less than it was here.
 - Used only with the LLM file it was trained on ({llm_model_id}); any other LLM gets the plain mean of its answers.
 """
+
+
+def _shipped_row(target: Path, folder: Path, seed: int, method: str, prior) -> str:
+    """The shipped merger itself, loaded from the package, on the run's test answers."""
+    from lantern.evaluation.metrics import paired_bootstrap, percent_scores
+    from lantern.fusion import load_merger
+    from lantern.fusion.calibration import calibrate
+    from lantern.pipeline import fusion_inputs
+
+    test, _ = fusion_inputs(folder, "test")
+    pred = load_merger(target).predict_proba(calibrate(test, method, prior)).argmax(1)
+    y, k = test.labels, test.vanilla.shape[1]
+    s = percent_scores(y, pred, k)
+    g = {m: paired_bootstrap(y, test.vanilla.argmax(1), pred, m, n_boot=1000, seed=0, n_classes=k)
+         for m in ("accuracy", "weighted_f1")}
+    fmt = lambda d: f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"   # noqa: E731
+    return (f"| **shipped** (seed {seed}, prior as shipped) | {s['accuracy']:.2f} | {s['weighted_f1']:.2f} | "
+            f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
 
 
 def main(argv=None) -> int:
@@ -83,16 +104,21 @@ def main(argv=None) -> int:
         prior = batch_prior(valid_inputs).tolist()
     llm_name = (cfg.get("llm") or {}).get("model")
     target = Path(vcfg["pretrained"]) / "mergers" / merger_name(llm_name, settings.answer, settings.window, settings.stride)
-    source = output_dir(cfg) / "mergers" / f"{variant}-seed0"
+    states = chosen["merger_state"] if isinstance(chosen["merger_state"], list) else [chosen["merger_state"]]
+    nlls = [((st or {}).get("guard") or {}).get("holdout", {}).get("fused", {}).get("nll", float("inf"))
+            for st in states]
+    pick = int(np.argmin(nlls))
+    seed = int(chosen["seeds"][pick])
+    source = output_dir(cfg) / "mergers" / f"{variant}-seed{seed}"
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target)
     calibration = {"method": method, "prior": prior, "llm_model_id": header["model_id"],
                    "trained_on": f"{vcfg['dataset']['name']} {vcfg['dataset'].get('label_set')} {FUSION_SPLIT} answers",
                    "answers_dir": str(folder), "window": settings.window, "stride": settings.stride,
-                   "answer": settings.answer, "result_file": chosen.get("result_file")}
+                   "answer": settings.answer, "result_file": chosen.get("_file")}
     atomic_write_text(target / CALIBRATION_FILE, json.dumps(calibration, indent=2) + "\n")
-    state = chosen["merger_state"][0] if isinstance(chosen["merger_state"], list) else chosen["merger_state"]
+    state = states[pick]
     guard = state.get("guard") or {}
     guard_text = (f"{'kept the trained merger' if not state.get('uses_fallback') else 'fell back to the vanilla model'} "
                   f"(held-out accuracy {guard.get('holdout', {}).get('fused', {}).get('accuracy', float('nan')):.2f} fused vs "
@@ -108,7 +134,8 @@ def main(argv=None) -> int:
                 f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
     rows = [x for x in (row("vanilla-only" + suffix, f"vanilla `{vcfg['model']['name']}`"),
                         row("uniform" + suffix, "mean of the LLM answers"),
-                        row(variant, f"this merger ({args.variant}, mean of seeds {chosen['seeds']})")) if x]
+                        row(variant, f"{args.variant}, mean of seeds {chosen['seeds']}")) if x]
+    rows.append(_shipped_row(target, folder, seed, method, prior))
     card = CARD.format(name=target.name, t=settings.t, llm=llm_name, vanilla=vcfg["model"]["name"],
                        type=args.variant, label_set=vcfg["dataset"].get("label_set"),
                        n_valid=len(valid_inputs.labels),
@@ -118,6 +145,7 @@ def main(argv=None) -> int:
                                             else f"{k}: accuracy {v['valid_accuracy']:.2f}"
                                             for k, v in sel["candidates"].items()),
                        answers_dir=folder, config=args.config, seeds=chosen["seeds"], guard=guard_text,
+                       seed=seed, seed_nlls=", ".join(f"seed {s}: {n:.4f}" for s, n in zip(chosen["seeds"], nlls)),
                        n_test=chosen["n_utterances"], rows="\n".join(rows), llm_model_id=header["model_id"])
     atomic_write_text(target / "README.md", card)
     print(f"shipped {source} -> {target}")

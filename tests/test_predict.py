@@ -327,3 +327,21 @@ def test_predict_uses_the_merger_shipped_for_its_llm(tmp_path, smol):
     (target / CALIBRATION_FILE).write_text(json.dumps({**calibration, "llm_model_id": "other@0"}))
     doc = predict(EXAMPLE, tmp_path / "b", settings, llm=smol).document
     assert doc["llm"]["merger"]["type"] == "uniform" and "no merger" in doc["llm"]["merger"]["why"]
+
+
+def test_the_package_ships_a_merger_for_the_embedded_llm():
+    """`lantern predict` with the default LLM finds the merger trained on IEMOCAP validation
+    answers (no LLM needed: the lookup is by model file name and sha256)."""
+    import json
+    from types import SimpleNamespace
+
+    from lantern.predict.merger import CALIBRATION_FILE, find_shipped_merger, merger_name
+
+    directory = shipped_model_dir() / "mergers" / merger_name("qwen2.5-coder-1.5b", "logprobs", 6, 2)
+    calibration = json.loads((directory / CALIBRATION_FILE).read_text())
+    llm = SimpleNamespace(name="qwen2.5-coder-1.5b", model_id=calibration["llm_model_id"])
+    shipped = find_shipped_merger(shipped_model_dir(), llm, "logprobs", 6, 2)
+    assert shipped is not None and shipped.merger.name == "attention"
+    assert calibration["method"] in ("none", "batch", "contextual") and (directory / "README.md").is_file()
+    assert find_shipped_merger(shipped_model_dir(), SimpleNamespace(name="qwen2.5-coder-1.5b",
+                                                                   model_id="other@0"), "logprobs", 6, 2) is None
