@@ -1,6 +1,6 @@
 """Ship the merger of a Lantern run into the package, next to the vanilla model it refines.
 
-    python scripts/ship_merger.py configs/lantern-iemocap-text.yaml [--variant attention]
+    python scripts/ship_merger.py configs/lantern-iemocap-text.yaml [--variant attention|cross-corpus]
 
 Run it after `lantern fuse` of that config wrote its result files. It copies the merger of
 the seed with the lowest out-of-fold validation NLL (chosen on validation only; test is
@@ -68,6 +68,93 @@ def _shipped_row(target: Path, folder: Path, seed: int, method: str, prior) -> s
             f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
 
 
+CROSS_CARD = """# {name}
+
+The merger `lantern predict` uses to turn the {t} LLM answers of each utterance (one per receptive field, read from
+{llm}'s log-probabilities) and the prediction of the vanilla model `{vanilla}` into the refined prediction: the
+geometric mix P ∝ p_vanilla^{w} · (mean of the {t} answers)^{w_llm}, answers calibrated: `{calibration}`. Nothing in it is
+trained; its weight and calibration were **chosen on the validation splits of several corpora**.
+
+## How it was chosen (validation splits only)
+- Rule: {rule}.
+- Answers: IEMOCAP `{answers_dir}` and, for the other corpora, the same vanilla model and LLM on their validation
+  splits (`{corpora}`), all committed; `python scripts/validate_merger.py {config} {corpus_args}` rebuilds the table.
+- Why not the attention merger fitted on IEMOCAP: it calibrates the answers by IEMOCAP's prior and stays at the vanilla
+  model, which is right on IEMOCAP and wrong elsewhere (on DailyDialog the LLM's own tilt towards neutral is worth
+  more than the references).
+
+| candidate | IEMOCAP valid wF1 (6-way) | {corpus_header} | mean of the others |
+|---|---|{corpus_rule}---|
+{table}
+
+## How well it does (IEMOCAP {label_set} test, {n_test} utterances; scored after the choice)
+| | accuracy | weighted F1 | Δ accuracy vs vanilla [95% CI] | Δ weighted F1 [95% CI] |
+|---|---|---|---|---|
+{rows}
+
+## Limits
+- Validated on {n_corpora} corpora besides IEMOCAP's own validation split; other conversations may weigh the LLM
+  differently.
+- Used only with the LLM file it was chosen for ({llm_model_id}); any other LLM gets the plain mean of its answers.
+"""
+
+
+def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
+    """Ship the fixed merger ``validate_merger.py`` chose across corpora, with its card."""
+    from lantern.evaluation.results import load_results
+    from lantern.fusion import make_merger
+    from lantern.fusion.calibration import batch_prior
+    from lantern.paths import atomic_write_text
+    from lantern.pipeline import FUSION_SPLIT, refine_settings, vanilla_config
+    from lantern.predict.merger import CALIBRATION_FILE, merger_name
+
+    settings, vcfg = refine_settings(cfg), vanilla_config(cfg)
+    spec = chosen["shipped_merger"]
+    method = spec["calibration"]
+    prior = batch_prior(valid_inputs).tolist() if method == "batch" else (
+        header.get("content_free") if method == "contextual" else None)
+    llm_name = (cfg.get("llm") or {}).get("model")
+    target = Path(vcfg["pretrained"]) / "mergers" / merger_name(llm_name, settings.answer, settings.window, settings.stride)
+    if target.exists():
+        shutil.rmtree(target)
+    make_merger(spec["type"], **spec["options"]).save_pretrained(target)
+    selection = chosen["selection"]
+    calibration = {"method": method, "prior": prior, "llm_model_id": header["model_id"],
+                   "trained_on": f"chosen on validation answers of iemocap and {', '.join(selection['corpora'])}",
+                   "answers_dir": str(folder), "window": settings.window, "stride": settings.stride,
+                   "answer": settings.answer, "result_file": chosen.get("_file"), "selection": selection}
+    atomic_write_text(target / CALIBRATION_FILE, json.dumps(calibration, indent=2) + "\n")
+    corpora = selection["corpora"]
+    table = []
+    for name, row in selection["candidates"].items():
+        cells = [f"{row['iemocap_valid_weighted_f1']:.2f}" + (" (out of fold)" if row.get("out_of_fold") else ""),
+                 *[f"{row[c + '_valid_weighted_f1']:.2f}" for c in corpora], f"{row['other_corpora_mean']:.2f}"]
+        label = f"**{name}** (shipped)" if name == selection["chosen"] else name
+        table.append(f"| {label} | " + " | ".join(cells) + " |")
+    m, g = chosen["metrics"], chosen["gain_vs_vanilla"]
+    fmt = lambda d: f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"   # noqa: E731
+    results = {r["variant"]: r for r in load_results(args.results_dir)
+               if r.get("method") == "lantern" and r.get("answers_dir") == str(folder)}
+    van = results.get("vanilla-only")
+    rows = ([f"| vanilla `{vcfg['model']['name']}` | {van['metrics']['accuracy']['mean']:.2f} | "
+             f"{van['metrics']['weighted_f1']['mean']:.2f} | +0.00 | +0.00 |"] if van else [])
+    rows.append(f"| **shipped** ({selection['chosen']}) | {m['accuracy']['mean']:.2f} | {m['weighted_f1']['mean']:.2f} | "
+                f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
+    w = float(spec["options"].get("vanilla_weight", 0.5))
+    card = CROSS_CARD.format(
+        name=target.name, t=settings.t, llm=llm_name, vanilla=vcfg["model"]["name"], w=f"{w:.1f}",
+        w_llm=f"{1 - w:.1f}", calibration=method, rule=selection["rule"], answers_dir=folder,
+        corpora="`, `".join(corpora), config=args.config,
+        corpus_args=" ".join(f"--corpus {c}" for c in corpora),
+        corpus_header=" | ".join(f"{c} valid wF1 (shared classes)" for c in corpora),
+        corpus_rule="---|" * len(corpora), table="\n".join(table), label_set=vcfg["dataset"].get("label_set"),
+        n_test=chosen["n_utterances"], rows="\n".join(rows), n_corpora=len(corpora),
+        llm_model_id=header["model_id"])
+    atomic_write_text(target / "README.md", card)
+    print(f"shipped {selection['chosen']} -> {target}")
+    return 0
+
+
 def main(argv=None) -> int:
     from lantern.config import load_config
     from lantern.evaluation.results import load_results
@@ -97,6 +184,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"no result file for variant {variant!r} of {folder}; run lantern fuse first")
     chosen = results[variant]
     valid_inputs, header = fusion_inputs(folder, FUSION_SPLIT)
+    if (chosen.get("shipped_merger") or {}).get("type"):     # chosen across corpora
+        return _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header)
     method = chosen["calibration"]["chosen"]
     sel = chosen["calibration"]["selection"]
     prior = {"none": None, "batch": None, "contextual": header.get("content_free")}[method]

@@ -1,17 +1,27 @@
-"""Validate a Lantern run's mergers on other corpora (issue #8: the merger `lantern predict`
-ships must hold up beyond IEMOCAP).
+"""Choose the merger `lantern predict` ships on the validation splits of several corpora
+(issue #8: a merger fitted on IEMOCAP alone cannot see when the LLM's own opinion is worth
+more than the references).
 
-    python scripts/validate_merger.py configs/lantern-iemocap-text.yaml --corpus dailydialog --corpus meld
+    python scripts/validate_merger.py configs/lantern-iemocap-text.yaml --corpus dailydialog [--corpus meld]
 
-Every merger is fitted as ``lantern fuse`` fits it (on the run's IEMOCAP validation answers,
-with the calibration and pooling chosen there; learned ones over the run's seeds), then
-applied to the validation answers of the same vanilla model and LLM on each other corpus
-(``lantern refine CONFIG --set vanilla.overrides=[dataset.name=CORPUS] --split valid``),
-scored against that corpus's gold labels on the classes both label sets share
-(:mod:`lantern.data.label_mapping`), with a paired bootstrap against the vanilla model.
-``batch`` calibration divides by the IEMOCAP validation prior, as the shipped merger does.
-Writes one result per (corpus, merger): ``<corpus>-shared-<model>-lantern-<variant>.json``
-with ``train_dataset`` and ``scored_classes``.
+Candidates: every merger ``lantern fuse`` fitted for the run (on its IEMOCAP validation
+answers, with the calibration and pooling chosen there; learned ones over the run's seeds),
+and the fixed geometric mix P ∝ p^w · (mean answer)^(1-w) for w in 0, 0.1, ..., 1 with the
+answers uncalibrated or batch-calibrated by the IEMOCAP validation prior (as predict would
+use it). Each is scored on IEMOCAP validation (weighted F1, 6-way; a learned merger by its
+out-of-fold guard score, since it was fitted there) and on the validation answers of the same
+vanilla model and LLM on each other corpus (``bash scripts/bench_lantern.sh CONFIG --set
+vanilla.overrides=[dataset.name=CORPUS]`` with ``SPLITS=valid``), against that corpus's gold
+labels on the classes both label sets share (:mod:`lantern.data.label_mapping`).
+
+The rule, on validation only: among the candidates at least as good as the vanilla model on
+IEMOCAP validation (so that refining is not worse by design where the merger was fitted), the
+highest mean weighted F1 over the other corpora; ties go to the better IEMOCAP score.
+
+Writes one result per (other corpus, candidate shown): ``<corpus>-shared<K>-<model>-lantern-
+<variant>.json``, and the chosen candidate on IEMOCAP test with the whole selection table:
+``...-lantern-cross-corpus.json``, which ``scripts/ship_merger.py --variant cross-corpus``
+ships.
 """
 
 from __future__ import annotations
@@ -25,6 +35,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+SELECTED = "cross-corpus"
 
 
 def corpus_config(config: str, corpus: str) -> dict:
@@ -46,15 +59,70 @@ def corpus_inputs(cfg: dict, classes: list[str]):
     return FusionInputs.from_records(rows, grouped, classes=classes), [r.label for r in rows], sets.pop()
 
 
+class Candidate:
+    """A merger as predict would use it: fitted mergers (one per seed), a calibration and
+    the prior it divides by (IEMOCAP validation's for ``batch``)."""
+
+    def __init__(self, name, mergers, calibration, prior, seeds, seconds=0.0, valid_score=None,
+                 spec=None):
+        self.name, self.mergers, self.calibration, self.prior = name, mergers, calibration, prior
+        self.seeds, self.seconds, self.spec = seeds, seconds, spec
+        self.valid_score = valid_score          # IEMOCAP validation wF1 when it is out of fold
+
+    def predict(self, x) -> np.ndarray:
+        """(seeds, n, K) probabilities."""
+        from lantern.fusion.calibration import calibrate
+        xc = calibrate(x, self.calibration, self.prior)
+        return np.stack([m.predict_proba(xc) for m in self.mergers])
+
+
+def fused_candidates(cfg, fusion, fit_raw, header, results) -> list[Candidate]:
+    from lantern.fusion import make_merger
+    from lantern.fusion.calibration import batch_prior, calibrate, prior_for
+    from lantern.pipeline import FUSION_SPLIT
+    from lantern.pipeline.fuse import is_learned
+
+    out = []
+    for variant in fusion.variants:
+        start = time.perf_counter()
+        sel = results[variant]["calibration"]
+        cal = sel["chosen"]
+        pooling = ((sel.get("selection") or {}).get("chosen") or {}).get("pooling")
+        fit = calibrate(fit_raw, cal, prior_for(cal, header))
+        learned = is_learned(variant)
+        seeds = [int(s) for s in fusion.seeds] if learned else [0]
+        mergers = []
+        for seed in seeds:
+            options = dict((fusion.options or {}).get(variant, {}))
+            options.update({"pooling": pooling} if pooling else {})
+            if learned:
+                options["seed"] = seed
+            mergers.append(make_merger(variant, **options).fit(fit, FUSION_SPLIT))
+        oof = None
+        if learned:   # fitted on IEMOCAP validation: judge it there by its out-of-fold score
+            oof = float(np.mean([100 * m.state["guard"]["holdout"]["fused"]["weighted_f1"] for m in mergers]))
+        prior = batch_prior(fit_raw) if cal == "batch" else prior_for(cal, header)
+        out.append(Candidate(variant, mergers, cal, prior, seeds, time.perf_counter() - start, oof))
+    return out
+
+
+def mix_candidates(fit_raw) -> list[Candidate]:
+    from lantern.fusion import make_merger
+    from lantern.fusion.calibration import batch_prior
+
+    prior = batch_prior(fit_raw)
+    return [Candidate(f"product-w{w:.1f}-{cal}", [make_merger("product", vanilla_weight=w)], cal,
+                      prior if cal == "batch" else None, [0],
+                      spec={"type": "product", "options": {"vanilla_weight": w}, "calibration": cal})
+            for cal in ("none", "batch") for w in WEIGHTS]
+
+
 def main(argv=None) -> int:
     from lantern.config import FusionSection, load_config
     from lantern.data.label_mapping import project_labels, project_probs, shared_classes
-    from lantern.evaluation.metrics import paired_bootstrap, percent_scores
+    from lantern.evaluation.metrics import classification_report, paired_bootstrap, percent_scores
     from lantern.evaluation.results import build_result, load_results, save_result
-    from lantern.fusion import make_merger
-    from lantern.fusion.calibration import batch_prior, calibrate, prior_for
     from lantern.pipeline import FUSION_SPLIT, answers_dir, fusion_inputs, vanilla_config
-    from lantern.pipeline.fuse import is_learned
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
@@ -67,67 +135,100 @@ def main(argv=None) -> int:
     model_set = vcfg["model_label_set"]
     folder = answers_dir(cfg)
     fit_raw, header = fusion_inputs(folder, FUSION_SPLIT)
+    test_raw, _ = fusion_inputs(folder, "test")
     classes = list(header["classes"])
     fusion = FusionSection.of(cfg)
-    chosen = {r["variant"]: r["calibration"] for r in load_results(args.results_dir)
-              if r.get("method") == "lantern" and r.get("answers_dir") == str(folder)}
-    missing = [v for v in fusion.variants if v not in chosen]
+    results = {r["variant"]: r for r in load_results(args.results_dir)
+               if r.get("method") == "lantern" and r.get("answers_dir") == str(folder)}
+    missing = [v for v in fusion.variants if v not in results]
     if missing:
         raise SystemExit(f"no result files for {missing} of {folder}; run lantern fuse first")
+    fused = fused_candidates(cfg, fusion, fit_raw, header, results)
+    candidates = fused + mix_candidates(fit_raw)
 
-    mergers: dict[str, list] = {}
-    for variant in fusion.variants:
-        start = time.perf_counter()
-        sel = chosen[variant]
-        cal = sel["chosen"]
-        pooling = ((sel.get("selection") or {}).get("chosen") or {}).get("pooling")
-        fit = calibrate(fit_raw, cal, prior_for(cal, header))
-        seeds = [int(s) for s in fusion.seeds] if is_learned(variant) else [0]
-        fitted = []
-        for seed in seeds:
-            options = dict((fusion.options or {}).get(variant, {}))
-            options.update({"pooling": pooling} if pooling else {})
-            if is_learned(variant):
-                options["seed"] = seed
-            m = make_merger(variant, **options)
-            m.fit(fit, FUSION_SPLIT)
-            fitted.append(m)
-        # the prior batch calibration divides by: IEMOCAP validation's, as the shipped merger
-        prior = batch_prior(fit_raw) if cal == "batch" else prior_for(cal, header)
-        mergers[variant] = [fitted, cal, prior, seeds, time.perf_counter() - start]
-
+    corpora = {}
     for corpus in args.corpus:
         ccfg = corpus_config(args.config, corpus)
         raw, labels, data_set = corpus_inputs(ccfg, classes)
         target = shared_classes(model_set, data_set)
-        y_all = project_labels(labels, data_set, target)
-        keep = y_all >= 0
-        y = y_all[keep]
-        project = lambda p: project_probs(p, classes, model_set, target)[keep].argmax(1)  # noqa: E731
-        vanilla_pred = project(raw.vanilla)
-        for variant, (fitted, cal, prior, seeds, seconds) in mergers.items():
-            x = calibrate(raw, cal, prior)
-            preds = np.stack([project(m.predict_proba(x)) for m in fitted])
-            per_seed = [percent_scores(y, p, len(target)) for p in preds]
+        y = project_labels(labels, data_set, target)
+        corpora[corpus] = (raw, y, y >= 0, target, data_set, str(answers_dir(ccfg)))
+
+    def native(pred_probs, x):
+        return [percent_scores(x.labels, p.argmax(1), len(classes)) for p in pred_probs]
+
+    def shared(pred_probs, corpus):
+        raw, y, keep, target, *_ = corpora[corpus]
+        preds = [project_probs(p, classes, model_set, target)[keep].argmax(1) for p in pred_probs]
+        return preds, [percent_scores(y[keep], p, len(target)) for p in preds]
+
+    table = {}
+    for c in candidates:
+        iem = c.valid_score if c.valid_score is not None else float(
+            np.mean([s["weighted_f1"] for s in native(c.predict(fit_raw), fit_raw)]))
+        others = {k: float(np.mean([s["weighted_f1"] for s in shared(c.predict(corpora[k][0]), k)[1]]))
+                  for k in corpora}
+        table[c.name] = {"iemocap_valid_weighted_f1": round(iem, 2),
+                         **{f"{k}_valid_weighted_f1": round(v, 2) for k, v in others.items()},
+                         "other_corpora_mean": round(float(np.mean(list(others.values()))), 2),
+                         "out_of_fold": c.valid_score is not None}
+    floor = table["vanilla-only"]["iemocap_valid_weighted_f1"]
+    eligible = [c for c in candidates if table[c.name]["iemocap_valid_weighted_f1"] >= floor]
+    best = max(eligible, key=lambda c: (table[c.name]["other_corpora_mean"],
+                                        table[c.name]["iemocap_valid_weighted_f1"]))
+    for name, row in table.items():
+        print(f"{name:20s} " + "  ".join(f"{k.replace('_valid_weighted_f1', '')} {v:6.2f}"
+                                         for k, v in row.items() if k.endswith("f1")) +
+              f"  others {row['other_corpora_mean']:6.2f}" + ("  <- chosen" if name == best.name else ""))
+
+    # results on every other corpus: the fused mergers and the chosen candidate
+    for c in fused + ([best] if best not in fused else []):
+        variant = c.name if c in fused else SELECTED
+        for corpus, (raw, y, keep, target, data_set, cdir) in corpora.items():
+            preds, per_seed = shared(c.predict(raw), corpus)
+            vanilla_pred = project_probs(raw.vanilla, classes, model_set, target)[keep].argmax(1)
             metrics = {k: {"mean": float(np.mean([s[k] for s in per_seed])),
-                           "std": float(np.std([s[k] for s in per_seed], ddof=1)) if len(seeds) > 1 else 0.0,
+                           "std": float(np.std([s[k] for s in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0,
                            "per_seed": [s[k] for s in per_seed]} for k in ("accuracy", "weighted_f1")}
-            gain = {k: paired_bootstrap(y, vanilla_pred, preds, k, n_boot=1000, seed=0, n_classes=len(target))
-                    for k in ("accuracy", "weighted_f1")}
-            result = build_result(
+            gain = {k: paired_bootstrap(y[keep], vanilla_pred, np.stack(preds), k, n_boot=1000, seed=0,
+                                        n_classes=len(target)) for k in ("accuracy", "weighted_f1")}
+            save_result(build_result(
                 dataset=corpus, label_set=f"shared{len(target)}", split="valid",
                 n_utterances=int(keep.sum()), model=vcfg["model"]["name"], method="lantern",
-                variant=variant, features=vcfg["features"], seeds=seeds, metrics=metrics,
-                gain_vs_vanilla=gain, calibration={"chosen": cal, "prior": "iemocap valid"},
+                variant=variant, features=vcfg["features"], seeds=c.seeds, metrics=metrics,
+                gain_vs_vanilla=gain, calibration={"chosen": c.calibration, "prior": "iemocap valid"},
                 train_dataset=vcfg["dataset"]["name"], scored_classes=list(target),
-                left_out=int((~keep).sum()), gold_label_set=data_set,
-                answers_dir=str(answers_dir(ccfg)), fitted_on=str(folder),
-                train_seconds=seconds, config={"pipeline_config": args.config, "corpus": corpus},
-                selection_split=f"{FUSION_SPLIT} ({vcfg['dataset']['name']})")
-            path = save_result(result, args.results_dir)
-            print(f"{corpus:12s} {variant:14s} acc {metrics['accuracy']['mean']:6.2f}  "
-                  f"wF1 {metrics['weighted_f1']['mean']:6.2f}  Δacc {gain['accuracy']['delta']:+.2f} "
-                  f"[{gain['accuracy']['low']:+.2f}, {gain['accuracy']['high']:+.2f}]  -> {path.name}")
+                left_out=int((~keep).sum()), gold_label_set=data_set, answers_dir=cdir,
+                fitted_on=str(folder), candidate=c.name, train_seconds=c.seconds,
+                config={"pipeline_config": args.config, "corpus": corpus},
+                selection_split=f"{FUSION_SPLIT} ({vcfg['dataset']['name']})"), args.results_dir)
+
+    # the chosen candidate on IEMOCAP test, with the selection that chose it
+    probs = best.predict(test_raw)
+    reports = [classification_report(test_raw.labels, p.argmax(1), classes) for p in probs]
+    metrics = {k: {"mean": float(np.mean([r[k] for r in reports])),
+                   "std": float(np.std([r[k] for r in reports], ddof=1)) if len(reports) > 1 else 0.0,
+                   "per_seed": [r[k] for r in reports]} for k in ("accuracy", "weighted_f1")}
+    metrics["per_class_f1"] = {c: float(np.mean([r["per_class_f1"][c] for r in reports])) for c in classes}
+    gain = {k: paired_bootstrap(test_raw.labels, test_raw.vanilla.argmax(1), probs.argmax(-1), k,
+                                n_boot=1000, seed=0, n_classes=len(classes)) for k in ("accuracy", "weighted_f1")}
+    base = results["vanilla-only"]
+    path = save_result(build_result(
+        dataset=base["dataset"], label_set=base["label_set"], n_utterances=len(test_raw.labels),
+        model=base["model"], method="lantern", variant=SELECTED, features=base["features"],
+        seeds=best.seeds, metrics=metrics, gain_vs_vanilla=gain,
+        calibration={"chosen": best.calibration, "prior": "iemocap valid"},
+        answers_dir=str(folder), llm=base.get("llm"), candidate=best.name,
+        shipped_merger=best.spec or {"variant": best.name},
+        selection={"rule": "among candidates with IEMOCAP validation weighted F1 >= the vanilla "
+                           "model's, the highest mean validation weighted F1 over the other corpora "
+                           "(shared classes); learned mergers scored on IEMOCAP out of fold",
+                   "corpora": sorted(corpora), "candidates": table, "chosen": best.name},
+        train_seconds=0.0, config={"pipeline_config": args.config, "corpora": sorted(corpora)},
+        selection_split=f"valid ({', '.join(['iemocap', *sorted(corpora)])})"), args.results_dir)
+    print(f"chosen {best.name}: IEMOCAP test accuracy {metrics['accuracy']['mean']:.2f} "
+          f"(Δ {gain['accuracy']['delta']:+.2f} [{gain['accuracy']['low']:+.2f}, {gain['accuracy']['high']:+.2f}]), "
+          f"weighted F1 {metrics['weighted_f1']['mean']:.2f} -> {path}")
     return 0
 
 
