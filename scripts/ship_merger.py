@@ -83,7 +83,7 @@ trained; its weight and calibration were **chosen on the validation splits of se
   model, which is right on IEMOCAP and wrong elsewhere (on DailyDialog the LLM's own tilt towards neutral is worth
   more than the references).
 
-| candidate | IEMOCAP valid wF1 (6-way) | {corpus_header} | mean of the others |
+| candidate | IEMOCAP valid wF1 (6-way) | {corpus_header} | mean of the choosing corpora |
 |---|---|{corpus_rule}---|
 {table}
 
@@ -124,7 +124,7 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
                    "answers_dir": str(folder), "window": settings.window, "stride": settings.stride,
                    "answer": settings.answer, "result_file": chosen.get("_file"), "selection": selection}
     atomic_write_text(target / CALIBRATION_FILE, json.dumps(calibration, indent=2) + "\n")
-    corpora = selection["corpora"]
+    corpora = selection["corpora"] + selection.get("held_out", [])
     table = []
     for name, row in selection["candidates"].items():
         cells = [f"{row['iemocap_valid_weighted_f1']:.2f}" + (" (out of fold)" if row.get("out_of_fold") else ""),
@@ -146,7 +146,8 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
         w_llm=f"{1 - w:.1f}", calibration=method, rule=selection["rule"], answers_dir=folder,
         corpora="`, `".join(corpora), config=args.config,
         corpus_args=" ".join(f"--corpus {c}" for c in corpora),
-        corpus_header=" | ".join(f"{c} valid wF1 (shared classes)" for c in corpora),
+        corpus_header=" | ".join(f"{c} valid wF1 (shared classes{'; held out' if c not in selection['corpora'] else ''})"
+                                 for c in corpora),
         corpus_rule="---|" * len(corpora), table="\n".join(table), label_set=vcfg["dataset"].get("label_set"),
         n_test=chosen["n_utterances"], rows="\n".join(rows), n_corpora=len(corpora),
         llm_model_id=header["model_id"])

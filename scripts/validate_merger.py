@@ -2,7 +2,7 @@
 (issue #8: a merger fitted on IEMOCAP alone cannot see when the LLM's own opinion is worth
 more than the references).
 
-    python scripts/validate_merger.py configs/lantern-iemocap-text.yaml --corpus dailydialog [--corpus meld]
+    python scripts/validate_merger.py configs/lantern-iemocap-text.yaml --corpus dailydialog [--held-out meld]
 
 Candidates: every merger ``lantern fuse`` fitted for the run (on its IEMOCAP validation
 answers, with the calibration and pooling chosen there; learned ones over the run's seeds),
@@ -17,6 +17,8 @@ labels on the classes both label sets share (:mod:`lantern.data.label_mapping`).
 The rule, on validation only: among the candidates at least as good as the vanilla model on
 IEMOCAP validation (so that refining is not worse by design where the merger was fitted), the
 highest mean weighted F1 over the other corpora; ties go to the better IEMOCAP score.
+``--held-out`` corpora are scored the same way but take no part in the choice: they say how
+the chosen merger does on a corpus it was not chosen on.
 
 Writes one result per (other corpus, candidate shown): ``<corpus>-shared<K>-<model>-lantern-
 <variant>.json``, and the chosen candidate on IEMOCAP test with the whole selection table:
@@ -126,7 +128,8 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
-    ap.add_argument("--corpus", action="append", required=True)
+    ap.add_argument("--corpus", action="append", required=True, help="chooses the merger")
+    ap.add_argument("--held-out", action="append", default=[], help="scored, not used to choose")
     ap.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args(argv)
 
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
     candidates = fused + mix_candidates(fit_raw)
 
     corpora = {}
-    for corpus in args.corpus:
+    for corpus in [*args.corpus, *args.held_out]:
         ccfg = corpus_config(args.config, corpus)
         raw, labels, data_set = corpus_inputs(ccfg, classes)
         target = shared_classes(model_set, data_set)
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
                   for k in corpora}
         table[c.name] = {"iemocap_valid_weighted_f1": round(iem, 2),
                          **{f"{k}_valid_weighted_f1": round(v, 2) for k, v in others.items()},
-                         "other_corpora_mean": round(float(np.mean(list(others.values()))), 2),
+                         "other_corpora_mean": round(float(np.mean([others[k] for k in args.corpus])), 2),
                          "out_of_fold": c.valid_score is not None}
     floor = table["vanilla-only"]["iemocap_valid_weighted_f1"]
     eligible = [c for c in candidates if table[c.name]["iemocap_valid_weighted_f1"] >= floor]
@@ -223,7 +226,8 @@ def main(argv=None) -> int:
         selection={"rule": "among candidates with IEMOCAP validation weighted F1 >= the vanilla "
                            "model's, the highest mean validation weighted F1 over the other corpora "
                            "(shared classes); learned mergers scored on IEMOCAP out of fold",
-                   "corpora": sorted(corpora), "candidates": table, "chosen": best.name},
+                   "corpora": sorted(args.corpus), "held_out": sorted(args.held_out),
+                   "candidates": table, "chosen": best.name},
         train_seconds=0.0, config={"pipeline_config": args.config, "corpora": sorted(corpora)},
         selection_split=f"valid ({', '.join(['iemocap', *sorted(corpora)])})"), args.results_dir)
     print(f"chosen {best.name}: IEMOCAP test accuracy {metrics['accuracy']['mean']:.2f} "
