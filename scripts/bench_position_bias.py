@@ -101,8 +101,9 @@ def _score(answers: dict, fields: list, rows_by_dialogue: dict, classes: list[st
     pred = mean.argmax(1)
     scores = percent_scores(y, pred, k)
     return {"answers": tops, "utterances": len(labelled),
-            "top_listed_first": round(first / tops, 4),
-            "class_share_of_tops": {c: round(top_counts[i] / tops, 4) for i, c in enumerate(classes)},
+            # the log-probability mode lists no classes in its answer: no first key
+            "top_listed_first": round(first / tops, 4) if order is not None else None,
+            "class_share_of_tops": {c: round(float(top_counts[i] / tops), 4) for i, c in enumerate(classes)},
             "mean_probability_by_listed_position": [round(v / tops, 4) for v in mass_by_position],
             "accuracy": round(scores["accuracy"], 2), "weighted_f1": round(scores["weighted_f1"], 2),
             "agrees_with_vanilla_top": round(float((pred == vanilla_top).mean()), 4),
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
     path = save_result(result, args.results_dir)
     print(path)
     for mode, m in modes.items():
-        print(f"{mode:30s} top listed first {m['top_listed_first']:.3f}  acc {m['accuracy']:.2f}  "
+        print(f"{mode:30s} top listed first {m['top_listed_first']}  acc {m['accuracy']:.2f}  "
               f"agrees with vanilla {m['agrees_with_vanilla_top']:.3f}  shares {m['class_share_of_tops']}")
     print("reference", reference)
     return 0
