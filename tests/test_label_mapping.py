@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
@@ -102,3 +104,12 @@ def test_a_shipped_model_on_another_corpus_asks_about_its_own_classes():
     assert vcfg["dataset"] == {"name": "dailydialog", "label_set": None}
     assert vcfg["model_label_set"] == "6way"
     assert run_slug(cfg).startswith("dailydialog-iemocap-6way-text-")
+
+
+def test_fuse_refuses_answers_labelled_by_another_corpus(tmp_path):
+    from lantern.errors import DataError
+    from lantern.pipeline.fuse import fusion_inputs
+
+    with pytest.raises(DataError, match="another corpus"):
+        fusion_inputs(Path("benchmarks/answers/dailydialog-iemocap-6way-text-qwen2.5-coder-1.5b-logprobs-w6s2"),
+                      "valid")

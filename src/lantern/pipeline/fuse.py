@@ -74,6 +74,11 @@ def fusion_inputs(folder: Path, split: str):
 
     vanilla, grouped, header = answer_records(folder, split)
     rows = [r for r in vanilla if r.has_own_label]
+    foreign = sorted({r.gold_label_set for r in vanilla if r.gold_label_set})
+    if not rows and foreign:
+        raise DataError(f"the gold labels are another corpus's ({', '.join(foreign)}), not the vanilla "
+                        f"model's classes: mergers are not fitted on them; score them with "
+                        f"scripts/validate_merger.py", path=folder / f"{split}.jsonl")
     return FusionInputs.from_records(rows, grouped, classes=header["classes"]), header
 
 
