@@ -50,6 +50,17 @@ guarded by the vanilla model).
 """
 
 
+def _as_list(prior):
+    """A prior as calibration.json stores it (a list, or as given: the content-free answer
+    already is one; None)."""
+    return prior.tolist() if hasattr(prior, "tolist") else prior
+
+
+def _ci(d: dict) -> str:
+    """``+1.23 [+0.45, +2.01]``: a paired-bootstrap delta with its interval."""
+    return f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+
 def _shipped_row(target: Path, folder: Path, seed: int, method: str, prior) -> str:
     """The shipped merger itself, loaded from the package, on the run's test answers."""
     from lantern.evaluation.metrics import paired_bootstrap, percent_scores
@@ -63,9 +74,8 @@ def _shipped_row(target: Path, folder: Path, seed: int, method: str, prior) -> s
     s = percent_scores(y, pred, k)
     g = {m: paired_bootstrap(y, test.vanilla.argmax(1), pred, m, n_boot=1000, seed=0, n_classes=k)
          for m in ("accuracy", "weighted_f1")}
-    fmt = lambda d: f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"   # noqa: E731
     return (f"| **shipped** (seed {seed}, prior as shipped) | {s['accuracy']:.2f} | {s['weighted_f1']:.2f} | "
-            f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
+            f"{_ci(g['accuracy'])} | {_ci(g['weighted_f1'])} |")
 
 
 CROSS_CARD = """# {name}
@@ -103,16 +113,15 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
     """Ship the fixed merger ``validate_merger.py`` chose across corpora, with its card."""
     from lantern.evaluation.results import load_results
     from lantern.fusion import make_merger
-    from lantern.fusion.calibration import batch_prior
+    from lantern.fusion.calibration import shipped_prior
     from lantern.paths import atomic_write_text
-    from lantern.pipeline import FUSION_SPLIT, refine_settings, vanilla_config
+    from lantern.pipeline import refine_settings, vanilla_config
     from lantern.predict.merger import CALIBRATION_FILE, merger_name
 
     settings, vcfg = refine_settings(cfg), vanilla_config(cfg)
     spec = chosen["shipped_merger"]
     method = spec["calibration"]
-    prior = batch_prior(valid_inputs).tolist() if method == "batch" else (
-        header.get("content_free") if method == "contextual" else None)
+    prior = _as_list(shipped_prior(method, valid_inputs, header))
     llm_name = (cfg.get("llm") or {}).get("model")
     target = Path(vcfg["pretrained"]) / "mergers" / merger_name(llm_name, settings.answer, settings.window, settings.stride)
     if target.exists():
@@ -132,14 +141,13 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
         label = f"**{name}** (shipped)" if name == selection["chosen"] else name
         table.append(f"| {label} | " + " | ".join(cells) + " |")
     m, g = chosen["metrics"], chosen["gain_vs_vanilla"]
-    fmt = lambda d: f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"   # noqa: E731
     results = {r["variant"]: r for r in load_results(args.results_dir)
                if r.get("method") == "lantern" and r.get("answers_dir") == str(folder)}
     van = results.get("vanilla-only")
     rows = ([f"| vanilla `{vcfg['model']['name']}` | {van['metrics']['accuracy']['mean']:.2f} | "
              f"{van['metrics']['weighted_f1']['mean']:.2f} | +0.00 | +0.00 |"] if van else [])
     rows.append(f"| **shipped** ({selection['chosen']}) | {m['accuracy']['mean']:.2f} | {m['weighted_f1']['mean']:.2f} | "
-                f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
+                f"{_ci(g['accuracy'])} | {_ci(g['weighted_f1'])} |")
     w = float(spec["options"].get("vanilla_weight", 0.5))
     card = CROSS_CARD.format(
         name=target.name, t=settings.t, llm=llm_name, vanilla=vcfg["model"]["name"], w=f"{w:.1f}",
@@ -159,7 +167,7 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
 def main(argv=None) -> int:
     from lantern.config import load_config
     from lantern.evaluation.results import load_results
-    from lantern.fusion.calibration import batch_prior
+    from lantern.fusion.calibration import shipped_prior
     from lantern.paths import atomic_write_text
     from lantern.pipeline import FUSION_SPLIT, output_dir, answers_dir, fusion_inputs, refine_settings, vanilla_config
     from lantern.predict.merger import CALIBRATION_FILE, merger_name
@@ -189,9 +197,7 @@ def main(argv=None) -> int:
         return _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header)
     method = chosen["calibration"]["chosen"]
     sel = chosen["calibration"]["selection"]
-    prior = {"none": None, "batch": None, "contextual": header.get("content_free")}[method]
-    if method == "batch":
-        prior = batch_prior(valid_inputs).tolist()
+    prior = _as_list(shipped_prior(method, valid_inputs, header))
     llm_name = (cfg.get("llm") or {}).get("model")
     target = Path(vcfg["pretrained"]) / "mergers" / merger_name(llm_name, settings.answer, settings.window, settings.stride)
     states = chosen["merger_state"] if isinstance(chosen["merger_state"], list) else [chosen["merger_state"]]
@@ -219,9 +225,8 @@ def main(argv=None) -> int:
         if r is None:
             return None
         m, g = r["metrics"], r["gain_vs_vanilla"]
-        fmt = lambda d: f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"   # noqa: E731
         return (f"| {label} | {m['accuracy']['mean']:.2f} | {m['weighted_f1']['mean']:.2f} | "
-                f"{fmt(g['accuracy'])} | {fmt(g['weighted_f1'])} |")
+                f"{_ci(g['accuracy'])} | {_ci(g['weighted_f1'])} |")
     rows = [x for x in (row("vanilla-only" + suffix, f"vanilla `{vcfg['model']['name']}`"),
                         row("uniform" + suffix, "mean of the LLM answers"),
                         row(variant, f"{args.variant}, mean of seeds {chosen['seeds']}")) if x]

@@ -79,10 +79,8 @@ class Candidate:
 
 
 def fused_candidates(cfg, fusion, fit_raw, header, results) -> list[Candidate]:
-    from lantern.fusion import make_merger
-    from lantern.fusion.calibration import batch_prior, calibrate, prior_for
-    from lantern.pipeline import FUSION_SPLIT
-    from lantern.pipeline.fuse import is_learned
+    from lantern.fusion.calibration import calibrate, prior_for, shipped_prior
+    from lantern.pipeline.fuse import fit_merger, is_learned
 
     out = []
     for variant in fusion.variants:
@@ -93,28 +91,22 @@ def fused_candidates(cfg, fusion, fit_raw, header, results) -> list[Candidate]:
         fit = calibrate(fit_raw, cal, prior_for(cal, header))
         learned = is_learned(variant)
         seeds = [int(s) for s in fusion.seeds] if learned else [0]
-        mergers = []
-        for seed in seeds:
-            options = dict((fusion.options or {}).get(variant, {}))
-            options.update({"pooling": pooling} if pooling else {})
-            if learned:
-                options["seed"] = seed
-            mergers.append(make_merger(variant, **options).fit(fit, FUSION_SPLIT))
+        base_options = dict((fusion.options or {}).get(variant, {}))
+        mergers = [fit_merger(variant, base_options, pooling, seed, fit) for seed in seeds]
         oof = None
         if learned:   # fitted on IEMOCAP validation: judge it there by its out-of-fold score
             oof = float(np.mean([100 * m.state["guard"]["holdout"]["fused"]["weighted_f1"] for m in mergers]))
-        prior = batch_prior(fit_raw) if cal == "batch" else prior_for(cal, header)
-        out.append(Candidate(variant, mergers, cal, prior, seeds, time.perf_counter() - start, oof))
+        out.append(Candidate(variant, mergers, cal, shipped_prior(cal, fit_raw, header), seeds,
+                             time.perf_counter() - start, oof))
     return out
 
 
-def mix_candidates(fit_raw) -> list[Candidate]:
+def mix_candidates(fit_raw, header) -> list[Candidate]:
     from lantern.fusion import make_merger
-    from lantern.fusion.calibration import batch_prior
+    from lantern.fusion.calibration import shipped_prior
 
-    prior = batch_prior(fit_raw)
     return [Candidate(f"product-w{w:.1f}-{cal}", [make_merger("product", vanilla_weight=w)], cal,
-                      prior if cal == "batch" else None, [0],
+                      shipped_prior(cal, fit_raw, header), [0],
                       spec={"type": "product", "options": {"vanilla_weight": w}, "calibration": cal})
             for cal in ("none", "batch") for w in WEIGHTS]
 
@@ -123,8 +115,9 @@ def main(argv=None) -> int:
     from lantern.config import FusionSection, load_config
     from lantern.data.label_mapping import project_labels, project_probs, shared_classes
     from lantern.evaluation.metrics import classification_report, paired_bootstrap, percent_scores
-    from lantern.evaluation.results import build_result, load_results, save_result
+    from lantern.evaluation.results import build_result, load_results, save_result, summarise_seeds
     from lantern.pipeline import FUSION_SPLIT, answers_dir, fusion_inputs, vanilla_config
+    from lantern.pipeline.fuse import seed_metrics
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
@@ -147,7 +140,7 @@ def main(argv=None) -> int:
     if missing:
         raise SystemExit(f"no result files for {missing} of {folder}; run lantern fuse first")
     fused = fused_candidates(cfg, fusion, fit_raw, header, results)
-    candidates = fused + mix_candidates(fit_raw)
+    candidates = fused + mix_candidates(fit_raw, header)
 
     corpora = {}
     for corpus in [*args.corpus, *args.held_out]:
@@ -190,9 +183,7 @@ def main(argv=None) -> int:
         for corpus, (raw, y, keep, target, data_set, cdir) in corpora.items():
             preds, per_seed = shared(c.predict(raw), corpus)
             vanilla_pred = project_probs(raw.vanilla, classes, model_set, target)[keep].argmax(1)
-            metrics = {k: {"mean": float(np.mean([s[k] for s in per_seed])),
-                           "std": float(np.std([s[k] for s in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0,
-                           "per_seed": [s[k] for s in per_seed]} for k in ("accuracy", "weighted_f1")}
+            metrics = summarise_seeds(per_seed)
             gain = {k: paired_bootstrap(y[keep], vanilla_pred, np.stack(preds), k, n_boot=1000, seed=0,
                                         n_classes=len(target)) for k in ("accuracy", "weighted_f1")}
             save_result(build_result(
@@ -208,11 +199,7 @@ def main(argv=None) -> int:
 
     # the chosen candidate on IEMOCAP test, with the selection that chose it
     probs = best.predict(test_raw)
-    reports = [classification_report(test_raw.labels, p.argmax(1), classes) for p in probs]
-    metrics = {k: {"mean": float(np.mean([r[k] for r in reports])),
-                   "std": float(np.std([r[k] for r in reports], ddof=1)) if len(reports) > 1 else 0.0,
-                   "per_seed": [r[k] for r in reports]} for k in ("accuracy", "weighted_f1")}
-    metrics["per_class_f1"] = {c: float(np.mean([r["per_class_f1"][c] for r in reports])) for c in classes}
+    metrics = seed_metrics([classification_report(test_raw.labels, p.argmax(1), classes) for p in probs])
     gain = {k: paired_bootstrap(test_raw.labels, test_raw.vanilla.argmax(1), probs.argmax(-1), k,
                                 n_boot=1000, seed=0, n_classes=len(classes)) for k in ("accuracy", "weighted_f1")}
     base = results["vanilla-only"]

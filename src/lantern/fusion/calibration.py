@@ -64,6 +64,16 @@ def prior_for(method: str, header: dict):
     return header.get("content_free") if method == "contextual" else None
 
 
+def shipped_prior(method: str, valid_inputs, header: dict):
+    """The prior a calibration divides by wherever a merger is used beyond its validation
+    split (``lantern predict`` on a user's conversation, another corpus): the validation
+    answers' mean for ``batch`` (a short conversation is too small to estimate its own), the
+    content-free answer for ``contextual``, None for ``none``."""
+    if method == "batch":
+        return batch_prior(valid_inputs)
+    return prior_for(method, header)
+
+
 def choose_calibration(valid_inputs, header: dict, options=CALIBRATIONS) -> dict:
     """The calibration whose mean LLM answer (the ``uniform`` merger) is most accurate on the
     validation split; ties keep the simpler one (none < batch < contextual)."""

@@ -162,7 +162,6 @@ class _FuseRun:
         """Select on validation, fit over the seeds, predict test: one result."""
         from lantern.evaluation.metrics import classification_report, paired_bootstrap
         from lantern.evaluation.results import build_result
-        from lantern.fusion import make_merger
 
         start = time.perf_counter()
         learned = is_learned(variant)
@@ -173,11 +172,7 @@ class _FuseRun:
         fit_inputs, test_inputs = self.fit_by_cal[chosen["calibration"]], self.test_by_cal[chosen["calibration"]]
         preds, reports, states = [], [], []
         for seed in run_seeds:
-            options = {**base_options, **({"pooling": chosen["pooling"]} if chosen.get("pooling") else {})}
-            if learned:
-                options.setdefault("seed", seed)
-            merger = make_merger(variant, **options)
-            merger.fit(fit_inputs, FUSION_SPLIT)
+            merger = fit_merger(variant, base_options, chosen.get("pooling"), seed, fit_inputs)
             merger.save_pretrained(output_dir(self.cfg) / "mergers" / f"{variant}{self.suffix}-seed{seed}")
             pred = merger.predict_proba(test_inputs).argmax(1)
             preds.append(pred)
@@ -190,7 +185,7 @@ class _FuseRun:
             dataset=self.vcfg["dataset"]["name"], label_set=self.vcfg["dataset"].get("label_set"),
             n_utterances=len(self.y), model=self.vcfg["model"]["name"], method="lantern",
             variant=variant + self.suffix, features=self.vcfg["features"], seeds=run_seeds,
-            metrics=_seed_metrics(reports), gain_vs_vanilla=gain,
+            metrics=seed_metrics(reports), gain_vs_vanilla=gain,
             calibration={"chosen": chosen["calibration"], "selection": selection},
             answers_dir=str(self.folder), llm=self.llm_block(),
             merger_state=states[0] if len(states) == 1 else states,
@@ -198,7 +193,23 @@ class _FuseRun:
             selection_split=FUSION_SPLIT)
 
 
-def _seed_metrics(reports: list[dict]) -> dict:
+def fit_merger(variant: str, base_options: dict, pooling: str | None, seed: int, inputs):
+    """One merger fitted on ``inputs`` (the calibrated validation answers) as the fuse stage
+    fits it: the config's options, the pooling chosen on validation, and ``seed`` when it is
+    learned (unless the options fix one)."""
+    from lantern.fusion import make_merger
+
+    options = {**base_options, **({"pooling": pooling} if pooling else {})}
+    if is_learned(variant):
+        options.setdefault("seed", seed)
+    merger = make_merger(variant, **options)
+    merger.fit(inputs, FUSION_SPLIT)
+    return merger
+
+
+def seed_metrics(reports: list[dict]) -> dict:
+    """Accuracy and weighted F1 over a merger's seeds (mean, sample std, per seed) and the
+    mean per-class F1, from :func:`~lantern.evaluation.metrics.classification_report` s."""
     def stat(key):
         vals = [r[key] for r in reports]
         return {"mean": float(np.mean(vals)),
