@@ -12,10 +12,18 @@ from lantern.config import load_config
 from lantern.evaluation.results import REQUIRED_KEYS
 from lantern.training.experiment import run_experiment
 
-ALL_CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+ALL_CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 # Pipeline configs (lantern-*.yaml) run end to end in tests/test_pipeline.py.
 CONFIGS = [p for p in ALL_CONFIGS if not p.name.startswith("lantern-")]
-DATA = {"iemocap": "IEMOCAP_ERC_joined/iemocap_erc_utterances.csv", "meld": "MELD_declare-lab/MELD"}
+DATA = {"iemocap": "IEMOCAP_ERC_joined/iemocap_erc_utterances.csv", "meld": "MELD_declare-lab/MELD",
+        "emorynlp": "MELD_declare-lab/emorynlp", "dailydialog": "conv-emotion_RECCON/dailydialog_train.json"}
+
+
+def _corpora(cfg: dict) -> list[str]:
+    """The corpora a training config reads (a mix's corpora, and those of ``evaluate_on``)."""
+    ds = cfg["dataset"]
+    names = list(ds.get("corpora", DATA)) if ds["name"] == "mix" else [ds["name"]]
+    return names + [c if isinstance(c, str) else c["name"] for c in cfg.get("evaluate_on") or []]
 
 
 def test_there_are_configs():
@@ -33,7 +41,8 @@ def test_config_has_no_absolute_paths(path):
 def test_config_smoke_run(path, tmp_path, data_root):
     cfg = load_config(path, ["seeds=[0]", "training.epochs=2", f"output_dir={tmp_path / 'run'}",
                              f"dataset.data_root={data_root}"])
-    require_data(DATA[cfg["dataset"]["name"]])
+    for corpus in _corpora(cfg):
+        require_data(DATA[corpus])
     if "text_encoder" in cfg:
         cfg["text_encoder"]["options"]["epochs"] = 1
     result = run_experiment(cfg, limit=2, progress=False, results_dir=tmp_path / "results")
@@ -41,6 +50,11 @@ def test_config_smoke_run(path, tmp_path, data_root):
     assert not missing
     assert result["selection_split"] == "valid" and result["method"] == "vanilla"
     assert 0 <= result["metrics"]["weighted_f1"]["mean"] <= 100
+    assert result["train_dataset"] == "+".join(cfg["dataset"].get("corpora") or [cfg["dataset"]["name"]])
+    for corpus in cfg.get("evaluate_on") or []:
+        for split in ("valid", "test"):
+            scores = result["cross_corpus"][corpus][split]
+            assert 0 <= scores["weighted_f1"]["mean"] <= 100 and scores["scored"] > 0
     written = json.loads(Path(result["result_file"]).read_text())
     assert written["config"]["model"]["name"] == cfg["model"]["name"]
     assert (tmp_path / "results" / Path(result["confusion_png"]).name).exists()

@@ -22,7 +22,7 @@ from lantern.data.emorynlp import load_emorynlp
 from lantern.data.iemocap import load_iemocap, verify_against_sources
 from lantern.data.meld import load_meld, repair_mojibake
 from lantern.data.official_pickles import load_cogmen_pickle, load_sdt_pickle
-from lantern.errors import DataError
+from lantern.errors import ConfigError, DataError
 
 
 def counts(ds) -> dict[str, tuple[int, int]]:
@@ -744,3 +744,55 @@ def test_registry_names_resolve():
     from lantern.data import DATASETS
     for name in ("iemocap", "meld", "emorynlp", "dailydialog", "conversation", "cogmen-pickle", "sdt-pickle"):
         assert callable(DATASETS.get(name))
+
+
+# ----------------------------------------------------------------------------------------
+# mix: several corpora in the shared label space
+# ----------------------------------------------------------------------------------------
+
+def test_mix_synthetic_relabels_into_the_shared_space(tmp_path):
+    train = (EMORY_HEADER + emory_row(1, emotion="Joyful") + emory_row(2, emotion="Peaceful")
+             + emory_row(3, emotion="Mad"))
+    write_emory_root(tmp_path, train)
+    ds = load_dataset("mix", corpora=["emorynlp"], data_root=tmp_path)
+    assert ds.name == "mix" and ds.label_set.name == "shared7"
+    d = ds.dialogues("train")[0]
+    assert d.id == "emorynlp/s1_e2_c3" and d.utterances[0].id == "emorynlp/s1_e2_c3_u1"
+    # Peaceful has no shared counterpart: kept as context, unlabelled, its own label in meta
+    assert [ds.label_set.classes[u.label] if u.label is not None else None for u in d] == \
+        ["joy", None, "anger"]
+    assert d.utterances[1].meta["source_label"] == "Peaceful"
+    assert {u.meta["corpus"] for u in d} == {"emorynlp"}
+    assert ds.source["corpora"]["emorynlp"]["label_set"] == "emorynlp7"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"corpora": ["mix"]}, "not 'mix'"),
+    ({"corpora": ["meld", "meld"]}, "distinct"),
+    ({"corpora": []}, "distinct and not empty"),
+    ({"label_set": "6way"}, "must be 'shared7'"),
+])
+def test_mix_refuses_bad_options(options, message):
+    with pytest.raises(ConfigError, match=message):
+        load_dataset("mix", **options)
+
+
+def test_mix_real_four_corpora(data_root):
+    for path in ("IEMOCAP_ERC_joined/iemocap_erc_utterances.csv", "MELD_declare-lab/MELD",
+                 "MELD_declare-lab/emorynlp", "conv-emotion_RECCON/dailydialog_train.json"):
+        require_data(path)
+    ds = load_dataset("mix", data_root=data_root)
+    own = {name: load_dataset(name, data_root=data_root) for name in ("iemocap", "meld", "emorynlp", "dailydialog")}
+    for split in ("train", "valid", "test"):
+        assert len(ds.utterances(split)) == sum(len(o.utterances(split)) for o in own.values())
+    # the first dialogues come from every corpus in turn, so --limit keeps some of each
+    assert [d.id.split("/")[0] for d in ds.dialogues("train")[:4]] == list(own)
+    counts = {c: sum(u.meta["source_label"] == c for u in ds.utterances("train")
+                     if u.meta["corpus"] == "iemocap") for c in ("fru", "exc", "hap")}
+    joy = sum(u.label == ds.label_set.index("joy") for u in ds.utterances("train")
+              if u.meta["corpus"] == "iemocap")
+    assert joy == counts["exc"] + counts["hap"]
+    assert all(u.label is None for u in ds.utterances("train") if u.meta["source_label"] == "fru")
+    assert ds.vad_scale == (1.0, 5.0)
+    assert sum(u.vad is not None for u in ds.utterances("test")) == \
+        sum(u.vad is not None for u in own["iemocap"].utterances("test"))

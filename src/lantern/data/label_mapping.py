@@ -21,6 +21,9 @@ fear          MELD/DD fear, EmoryNLP       (IEMOCAP 6-way has none)
 disgust       MELD/DD disgust              (IEMOCAP and EmoryNLP have none)
 ============  ===========================  ==============================================
 
+The shared space is itself a label set, ``shared7`` (:data:`lantern.data.labels.SHARED_7`),
+the one a model trained on several corpora at once predicts (:mod:`lantern.data.mix`).
+
 A model of one label set is scored on a corpus of another on the shared classes both can
 express (:func:`shared_classes`): the model's probabilities are summed into the shared
 classes, the mass of its unmapped classes (IEMOCAP's frustrated, say) is dropped and the
@@ -39,9 +42,10 @@ from typing import Sequence
 
 import numpy as np
 
+from lantern.data.labels import SHARED_7
 from lantern.errors import ConfigError
 
-SHARED = ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust")
+SHARED = SHARED_7.classes
 
 _IEMOCAP4 = {"hap": "joy", "sad": "sadness", "neu": "neutral", "ang": "anger"}
 #: label set name -> {class: shared class, or None where it has no counterpart}
@@ -52,6 +56,7 @@ TO_SHARED: dict[str, dict[str, str | None]] = {
     "meld7": {c: c for c in ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")},
     "dailydialog7": {"neutral": "neutral", "happiness": "joy", "surprise": "surprise",
                      "anger": "anger", "sadness": "sadness", "disgust": "disgust", "fear": "fear"},
+    "shared7": {c: c for c in SHARED},
     "emorynlp7": {"Joyful": "joy", "Mad": "anger", "Peaceful": None, "Neutral": "neutral",
                   "Sad": "sadness", "Powerful": None, "Scared": "fear"},
 }

@@ -32,6 +32,8 @@ IEMOCAP_4WAY_DROP = label_set("4way-drop", ("hap", "sad", "neu", "ang"))
 MELD_7 = label_set("meld7", ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"))
 EMORYNLP_7 = label_set("emorynlp7", ("Joyful", "Mad", "Peaceful", "Neutral", "Sad", "Powerful", "Scared"))
 DAILYDIALOG_7 = label_set("dailydialog7", ("neutral", "happiness", "surprise", "anger", "sadness", "disgust", "fear"))
+# The space every corpus maps into (lantern.data.label_mapping): Ekman's six plus neutral.
+SHARED_7 = label_set("shared7", ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust"))
 
 LABEL_SETS = {ls.name: ls for ls in (IEMOCAP_6WAY, IEMOCAP_4WAY_MERGE, IEMOCAP_4WAY_DROP,
-                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7)}
+                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7)}

@@ -4,6 +4,12 @@ Writes, under ``output_dir``: per seed a checkpoint, the selected model
 (``seed{N}/model``: config + safetensors) and predictions for every split
 (``seed{N}/predictions/{split}.jsonl``); and one result JSON (+ confusion PNG) under
 ``results_dir`` with test metrics as mean ± std over seeds.
+
+``evaluate_on:`` (a list of corpora, names or ``{name, label_set}``) scores every seed's
+model on those corpora's valid and test splits too, on the classes its label set shares
+with theirs (:func:`lantern.evaluation.cross_corpus.cross_corpus_scores`); the result
+gets ``cross_corpus`` (per corpus and split, mean ± std over seeds) and every result
+names its training corpus or corpora in ``train_dataset``.
 """
 
 from __future__ import annotations
@@ -52,6 +58,65 @@ def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = T
         options.setdefault("text:st", {})["model_path"] = encoder_cfg["path"]
     stats = attach_features(ds, list(cfg["features"].values()), options=options, progress=progress)
     return ds, options, stats, encoder_card
+
+
+def train_dataset_name(ds: EmotionDataset) -> str:
+    """The corpus a model was trained on, or its corpora joined by ``+`` for a mix."""
+    corpora = ds.source.get("corpora") if ds.name == "mix" else None
+    return "+".join(corpora) if corpora else ds.name
+
+
+def load_evaluation_corpora(cfg: dict, feature_options: dict, limit: int | None,
+                            progress: bool = True) -> dict[str, EmotionDataset]:
+    """The corpora of ``evaluate_on:`` (valid and test splits), the model's features attached."""
+    from lantern.data.mix import corpus_specs
+    from lantern.features import attach_features
+
+    corpora = {}
+    for spec in corpus_specs(cfg.get("evaluate_on") or []):
+        options = {k: v for k, v in spec.items() if k != "name"}
+        options.setdefault("data_root", cfg["dataset"].get("data_root"))
+        ds = load_dataset(spec["name"], **options).limit(limit)
+        ds = EmotionDataset(ds.name, ds.label_set, {s: ds.splits[s] for s in ("valid", "test")},
+                            ds.source, ds.vad_scale)
+        attach_features(ds, list(cfg["features"].values()), options=feature_options,
+                        progress=progress)
+        corpora[ds.name] = ds
+    return corpora
+
+
+def cross_corpus_seed(bundle, corpora: dict[str, EmotionDataset], out_dir: Path | None = None) -> dict:
+    """One model's scores on each corpus's valid and test splits, on the shared classes;
+    the prediction rows written under ``out_dir/<corpus>/<split>.jsonl`` when given."""
+    from lantern.evaluation.cross_corpus import cross_corpus_scores
+    from lantern.records import write_predictions
+
+    scores: dict[str, dict] = {}
+    for name, ds in corpora.items():
+        for split, dialogues in ds.splits.items():
+            rows = list(bundle.prediction_rows(dialogues, gold=ds.label_set))
+            if out_dir is not None:
+                write_predictions(out_dir / name / f"{split}.jsonl", rows)
+            probs = np.array([[r.probs[c] for c in bundle.classes] for r in rows]).reshape(-1, len(bundle.classes))
+            scores.setdefault(name, {})[split] = cross_corpus_scores(
+                probs, bundle.classes, bundle.label_set.name, [r.label for r in rows],
+                ds.label_set.name)
+    return scores
+
+
+def summarise_cross_corpus(per_seed: list[dict]) -> dict:
+    """Per corpus and split: accuracy and weighted F1 as mean ± std over seeds, the shared
+    classes scored and how many utterances were scored and left out."""
+    from lantern.evaluation.results import summarise_seeds
+
+    out: dict[str, dict] = {}
+    for name, splits in per_seed[0].items():
+        for split, first in splits.items():
+            seeds = [s[name][split] for s in per_seed]
+            out.setdefault(name, {})[split] = {
+                **summarise_seeds([{k: s[k] for k in ("accuracy", "weighted_f1")} for s in seeds]),
+                "classes": first["classes"], "scored": first["scored"], "left_out": first["left_out"]}
+    return out
 
 
 def text_encoder_path(ds: EmotionDataset, encoder_cfg: dict, limit: int | None) -> str:
@@ -110,25 +175,29 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     if limit is not None:
         out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
     spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"))
+    corpora = load_evaluation_corpora(cfg, feature_options, limit, progress)
     wall = time.time()
     per_seed, confusions = [], []
     for seed in seeds:
         seed_result, confusion = _train_seed(cfg, ds, spec, feature_options, seed, out_dir / f"seed{seed}",
-                                             limit, progress)
+                                             limit, progress, corpora)
         per_seed.append(seed_result)
         confusions.append(confusion)
+    cross = {"cross_corpus": summarise_cross_corpus([s.pop("cross_corpus") for s in per_seed])} \
+        if corpora else {}
     model_name = cfg["model"]["name"]
     variant = cfg.get("variant") or model_name
     result = build_result(
         dataset=ds.name, label_set=ds.label_set.name,
         n_utterances=sum(u.label is not None for u in ds.utterances("test")), model=model_name,
         method="vanilla", variant=variant, features=dict(cfg["features"]), seeds=seeds,
+        train_dataset=train_dataset_name(ds),
         metrics=summarise_seeds([s["test"] for s in per_seed]), per_seed=per_seed,
         valid_weighted_f1=summarise_seeds([{"weighted_f1": s["selection"]} for s in per_seed])["weighted_f1"],
         train_seconds=float(np.mean([s["train_seconds"] for s in per_seed])),
         train_seconds_total=float(sum(s["train_seconds"] for s in per_seed)),
         wall_seconds=time.time() - wall, feature_extraction=feature_stats, text_encoder=encoder_card,
-        config=cfg, limit=limit, output_dir=str(out_dir))
+        config=cfg, limit=limit, output_dir=str(out_dir), **cross)
     if results_dir is not None:
         _confusion_figure(result, sum(confusions), ds.label_set.classes, results_dir)
         save_result(result, results_dir)
@@ -137,9 +206,11 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
 
 
 def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed: int, seed_dir: Path,
-                limit: int | None, progress: bool) -> tuple[dict, np.ndarray]:
+                limit: int | None, progress: bool,
+                corpora: dict[str, EmotionDataset] | None = None) -> tuple[dict, np.ndarray]:
     """One seed: fit on train (selecting on valid), save the bundle and every split's
-    predictions, score test. Returns the per-seed entry and the test confusion matrix."""
+    predictions, score test (and the ``corpora``). Returns the per-seed entry and the test
+    confusion matrix."""
     import torch
 
     from lantern.evaluation.metrics import classification_report, vad_report
@@ -175,10 +246,12 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
                "per_class_f1": report["per_class_f1"]}
     if ds.vad_scale is not None and np.isfinite(vt).any():
         metrics["vad"] = vad_report(vt, vp)
-    write_json(seed_dir / "training.json", {"fit": fit, "test": metrics})
+    cross = {"cross_corpus": cross_corpus_seed(bundle, corpora, seed_dir / "cross_corpus")} \
+        if corpora else {}
+    write_json(seed_dir / "training.json", {"fit": fit, "test": metrics, **cross})
     return ({"seed": seed, "test": metrics, "selection": fit["best_valid_weighted_f1"],
              "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
-             "train_seconds": fit["train_seconds"]}, np.asarray(report["confusion_matrix"]))
+             "train_seconds": fit["train_seconds"], **cross}, np.asarray(report["confusion_matrix"]))
 
 
 def _confusion_figure(result: dict, confusion: np.ndarray, classes, results_dir) -> None:
