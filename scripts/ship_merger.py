@@ -101,12 +101,16 @@ trained; its weight and calibration were **chosen on the validation splits of se
 | | accuracy | weighted F1 | Δ accuracy vs vanilla [95% CI] | Δ weighted F1 [95% CI] |
 |---|---|---|---|---|
 {rows}
-
+{held_out}
 ## Limits
-- Validated on {n_corpora} corpora besides IEMOCAP's own validation split; other conversations may weigh the LLM
-  differently.
+- Chosen on {n_corpora} besides IEMOCAP's own validation split{checked}; other conversations may weigh
+  the LLM differently.
 - Used only with the LLM file it was chosen for ({llm_model_id}); any other LLM gets the plain mean of its answers.
 """
+
+
+def _corpora(n: int) -> str:
+    return f"{n} corpus" if n == 1 else f"{n} corpora"
 
 
 def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
@@ -148,16 +152,34 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
              f"{van['metrics']['weighted_f1']['mean']:.2f} | +0.00 | +0.00 |"] if van else [])
     rows.append(f"| **shipped** ({selection['chosen']}) | {m['accuracy']['mean']:.2f} | {m['weighted_f1']['mean']:.2f} | "
                 f"{_ci(g['accuracy'])} | {_ci(g['weighted_f1'])} |")
+    held_out = selection.get("held_out", [])
+    held_rows = []
+    for corpus in held_out:   # the same candidate's result on a corpus that took no part in the choice
+        there = {r["variant"]: r for r in load_results(args.results_dir)
+                 if r.get("method") == "lantern" and r.get("dataset") == corpus
+                 and r.get("model") == chosen.get("model")}
+        if "cross-corpus" in there and "vanilla-only" in there:
+            hm, hg, hv = there["cross-corpus"]["metrics"], there["cross-corpus"]["gain_vs_vanilla"], there["vanilla-only"]["metrics"]
+            held_rows.append(f"| {corpus} valid, {there['cross-corpus']['n_utterances']} utterances "
+                             f"({there['cross-corpus']['label_set']}): vanilla | {hv['accuracy']['mean']:.2f} | "
+                             f"{hv['weighted_f1']['mean']:.2f} | +0.00 | +0.00 |")
+            held_rows.append(f"| {corpus} valid: **shipped** | {hm['accuracy']['mean']:.2f} | "
+                             f"{hm['weighted_f1']['mean']:.2f} | {_ci(hg['accuracy'])} | {_ci(hg['weighted_f1'])} |")
+    held_text = ("\n## On held-out corpora (validation splits that took no part in the choice; shared classes)\n"
+                 "| | accuracy | weighted F1 | Δ accuracy vs vanilla [95% CI] | Δ weighted F1 [95% CI] |\n"
+                 "|---|---|---|---|---|\n" + "\n".join(held_rows) + "\n") if held_rows else ""
     w = float(spec["options"].get("vanilla_weight", 0.5))
     card = CROSS_CARD.format(
         name=target.name, t=settings.t, llm=llm_name, vanilla=vcfg["model"]["name"], w=f"{w:.1f}",
         w_llm=f"{1 - w:.1f}", calibration=method, rule=selection["rule"], answers_dir=folder,
         corpora="`, `".join(corpora), config=args.config,
-        corpus_args=" ".join(f"--corpus {c}" for c in corpora),
+        corpus_args=" ".join([*(f"--corpus {c}" for c in selection["corpora"]),
+                              *(f"--held-out {c}" for c in held_out)]),
         corpus_header=" | ".join(f"{c} valid wF1 (shared classes{'; held out' if c not in selection['corpora'] else ''})"
                                  for c in corpora),
         corpus_rule="---|" * len(corpora), table="\n".join(table), label_set=vcfg["dataset"].get("label_set"),
-        n_test=chosen["n_utterances"], rows="\n".join(rows), n_corpora=len(corpora),
+        n_test=chosen["n_utterances"], rows="\n".join(rows), n_corpora=_corpora(len(selection["corpora"])),
+        held_out=held_text, checked=f" and checked on {_corpora(len(held_out))} held out" if held_out else "",
         llm_model_id=header["model_id"])
     atomic_write_text(target / "README.md", card)
     print(f"shipped {selection['chosen']} -> {target}")

@@ -160,6 +160,26 @@ def test_render_benchmarks_tables():
             assert len({line.count(" | ") for line in table if not line.startswith("|---")}) == 1
 
 
+def _cross(wf1: float) -> dict:
+    return {"weighted_f1": {"mean": wf1, "std": 0.5}, "accuracy": {"mean": wf1 + 1, "std": 0.25},
+            "classes": ["neutral", "joy"], "scored": 10, "left_out": 1}
+
+
+def test_render_cross_corpus_table():
+    mix = _result(dataset="mix", label_set="shared7", train_dataset="iemocap+meld", cross_corpus={
+        "iemocap": {"valid": _cross(1.0), "test": _cross(60.0)}, "meld": {"test": _cross(50.0)}})
+    alone = _result(train_dataset="iemocap", cross_corpus={"iemocap": {"test": _cross(62.0)},
+                                                           "meld": {"test": _cross(40.0)}})
+    text = render_benchmarks([mix, alone, _result(model="dialoguegcn")])
+    table = text.split("## Cross-corpus")[1].split("\n## ")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| iemocap")]
+    assert [r.split(" | ")[0] for r in rows] == ["| iemocap", "| iemocap+meld"]   # no row without cross_corpus
+    assert "| 62.00 ± 0.50 | 40.00 ± 0.50 | 63.00 ± 0.25 | 41.00 ± 0.25 | 51.00 |" in rows[0]
+    assert "| 60.00 ± 0.50 | 50.00 ± 0.50 |" in rows[1] and "| 55.00 |" in rows[1]
+    assert "iemocap wF1 | meld wF1 | iemocap acc | meld acc | mean wF1" in table
+    assert "- meld: scored on neutral, joy" in table
+
+
 def test_render_benchmarks_is_deterministic():
     results = [_llm_result(), _result(), _result(split="valid"), _result(model="dialoguegcn")]
     assert render_benchmarks(results) == render_benchmarks(list(reversed(results)))

@@ -220,6 +220,9 @@ def render_benchmarks(results: Sequence[dict]) -> str:
                 cells += [_llm(r.get("llm"), field) for field, _ in LLM_FIELDS]
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines) + "\n")
+    cross_rows = [r for r in results if isinstance(r.get("cross_corpus"), dict)]
+    if cross_rows:
+        parts.append(_render_cross_corpus(cross_rows))
     if lantern_rows:
         parts.append(_render_lantern(lantern_rows))
     if bias_rows:
@@ -227,6 +230,46 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     if predict_rows:
         parts.append(_render_predict(predict_rows))
     return "".join(parts)
+
+
+CORPUS_ORDER = ("iemocap", "meld", "emorynlp", "dailydialog")
+
+
+def _render_cross_corpus(rows: Sequence[dict]) -> str:
+    """Vanilla models trained on one corpus (or a mix) and scored on every corpus's test split
+    on the classes both label sets share: weighted F1 and accuracy, mean ± std over seeds."""
+    corpora = sorted({c for r in rows for c in r["cross_corpus"]},
+                     key=lambda c: (CORPUS_ORDER.index(c) if c in CORPUS_ORDER else len(CORPUS_ORDER), c))
+    header = ["trained on", "label set", "model", "variant", "features", "seeds",
+              *[f"{c} wF1" for c in corpora], *[f"{c} acc" for c in corpora], "mean wF1", "commit"]
+    lines = ["\n## Cross-corpus · trained on one corpus (or several), tested on each\n",
+             "Test splits, scored on the classes the model's label set and the corpus's share "
+             "(`lantern.data.label_mapping`: IEMOCAP exc and hap count as joy; fru, Peaceful and "
+             "Powerful are left out). Mean wF1 is over the corpora shown; models are selected on "
+             "their own training corpus's validation split.\n",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in sorted(rows, key=lambda r: (_key(r.get("train_dataset")), _key(r.get("label_set")),
+                                         _key(r.get("model")), _key(r.get("variant")))):
+        cross = r["cross_corpus"]
+        test = {c: (cross.get(c) or {}).get("test") or {} for c in corpora}
+        wf1 = [_num((test[c].get("weighted_f1") or {}).get("mean")) for c in corpora]
+        mean = None if any(v is None for v in wf1) else sum(wf1) / len(wf1)
+        cells = [_cell(r.get("train_dataset", r.get("dataset", MISSING))), _cell(r.get("label_set", MISSING)),
+                 _cell(r.get("model", MISSING)), _cell(r.get("variant", MISSING)),
+                 _cell(_features(r.get("features"))), _n_seeds(r.get("seeds")),
+                 *[_mean_std(test[c].get("weighted_f1")) for c in corpora],
+                 *[_mean_std(test[c].get("accuracy")) for c in corpora],
+                 _fixed(mean, 2), _cell(_commit(r.get("git_commit")))]
+        lines.append("| " + " | ".join(cells) + " |")
+    classes = {}
+    for r in rows:
+        for c in corpora:
+            t = (r["cross_corpus"].get(c) or {}).get("test") or {}
+            if t.get("classes"):
+                classes.setdefault(c, set()).add(", ".join(t["classes"]))
+    lines.append("")
+    lines += [f"- {c}: scored on " + " or ".join(sorted(v)) for c, v in classes.items()]
+    return "\n".join(lines) + "\n"
 
 
 LANTERN_VARIANT_ORDER = ("vanilla-only", "llm-only", "uniform", "product", "position", "attention")
