@@ -766,11 +766,28 @@ def test_mix_synthetic_relabels_into_the_shared_space(tmp_path):
     assert ds.source["corpora"]["emorynlp"]["label_set"] == "emorynlp7"
 
 
+def test_mix_into_a_corpus_label_set_gives_coarse_labels(tmp_path):
+    train = (EMORY_HEADER + emory_row(1, emotion="Joyful") + emory_row(2, emotion="Peaceful")
+             + emory_row(3, emotion="Mad") + emory_row(4, emotion="Scared"))
+    write_emory_root(tmp_path, train)
+    ds = load_dataset("mix", corpora=["emorynlp"], data_root=tmp_path, label_set="6way")
+    assert ds.label_set.classes == ("hap", "sad", "neu", "ang", "exc", "fru")
+    d = ds.dialogues("train")[0]
+    # Joyful is IEMOCAP hap or exc: no single label, both as options; Mad is ang;
+    # Peaceful and Scared have no 6-way counterpart
+    assert [u.label for u in d] == [None, None, 3, None]
+    assert d.utterances[0].meta["label_options"] == [0, 4]
+    assert all("label_options" not in u.meta for u in d.utterances[1:])
+    only = load_dataset("mix", corpora=["emorynlp"], data_root=tmp_path, valid_from=[])
+    assert only.dialogues("valid") == [] and only.dialogues("test")
+
+
 @pytest.mark.parametrize("options, message", [
     ({"corpora": ["mix"]}, "not 'mix'"),
     ({"corpora": ["meld", "meld"]}, "distinct"),
     ({"corpora": []}, "distinct and not empty"),
-    ({"label_set": "6way"}, "must be 'shared7'"),
+    ({"label_set": "nope"}, "label_set must be one of"),
+    ({"corpora": ["meld"], "valid_from": ["iemocap"]}, "valid_from names"),
 ])
 def test_mix_refuses_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -796,3 +813,9 @@ def test_mix_real_four_corpora(data_root):
     assert ds.vad_scale == (1.0, 5.0)
     assert sum(u.vad is not None for u in ds.utterances("test")) == \
         sum(u.vad is not None for u in own["iemocap"].utterances("test"))
+    six = load_dataset("mix", data_root=data_root, label_set="6way", valid_from=["iemocap"])
+    assert len(six.utterances("valid")) == len(own["iemocap"].utterances("valid"))
+    iemocap = [u for u in six.utterances("train") if u.meta["corpus"] == "iemocap"]
+    assert [u.label for u in iemocap] == [u.label for u in own["iemocap"].utterances("train")]
+    meld_joy = [u for u in six.utterances("train") if u.meta["corpus"] == "meld" and u.meta["source_label"] == "joy"]
+    assert meld_joy and all(u.label is None and u.meta["label_options"] == [0, 4] for u in meld_joy)

@@ -52,6 +52,38 @@ def test_collate_pads_and_masks():
     assert batch.features["text"].shape[-1] == 16
 
 
+def test_coarse_labels_enter_the_loss_as_the_mass_on_their_classes():
+    from lantern.models.base import ModelOutput
+    from lantern.training.losses import multitask_loss
+
+    ds = synthetic_dataset()
+    spec = FeatureSpec.fit(MODALITIES, ds.dialogues("train"))
+    dialogues = ds.dialogues("train")[:2]
+    first, second = dialogues[0].utterances[0], dialogues[1].utterances[1]
+    first.label, first.meta["label_options"] = None, [0, 4]      # hap or exc
+    second.label, second.meta["label_options"] = None, [2]       # a one-class option is exact
+    batch = collate(dialogues, spec, ds.vad_scale, n_classes=6)
+    assert batch.label_options[0, 0].tolist() == [True, False, False, False, True, False]
+    assert batch.label_options.sum() == 3 and collate(dialogues, spec, ds.vad_scale).label_options is None
+    logits = torch.randn(*batch.labels.shape, 6)
+    out = ModelOutput(logits, torch.zeros(*batch.labels.shape, 3))
+    weight = torch.tensor([1.0, 2.0, 0.5, 1.0, 1.5, 1.0])
+    loss, _ = multitask_loss(out, batch, weight, vad_weight=0.0)
+    # by hand: weighted exact NLL and unweighted coarse NLL, averaged over their total weight
+    logp = torch.log_softmax(logits, -1)
+    exact = batch.labels != -100
+    w = weight[batch.labels[exact]]
+    exact_sum = -(w * logp[exact].gather(-1, batch.labels[exact][:, None])[:, 0]).sum()
+    coarse = [-torch.logsumexp(logp[0, 0, [0, 4]], 0), -logp[1, 1, 2]]
+    assert loss.item() == pytest.approx(((exact_sum + sum(coarse)) / (w.sum() + 2)).item(), rel=1e-5)
+    # with no coarse label the loss is plain weighted cross-entropy
+    del first.meta["label_options"], second.meta["label_options"]
+    plain = collate(dialogues, spec, ds.vad_scale, n_classes=6)
+    ref = torch.nn.functional.cross_entropy(logits.reshape(-1, 6), plain.labels.reshape(-1), weight=weight,
+                                            ignore_index=-100)
+    assert multitask_loss(out, plain, weight, vad_weight=0.0)[0].item() == pytest.approx(ref.item(), rel=1e-6)
+
+
 def test_feature_spec_round_trip():
     ds = synthetic_dataset()
     spec = FeatureSpec.fit(MODALITIES, ds.dialogues("train"))

@@ -1,12 +1,24 @@
-"""Several dialogue corpora as one dataset, labelled in the shared space (``shared7``).
+"""Several dialogue corpora as one dataset, in one label set.
 
 ``load_dataset("mix", corpora=["iemocap", "meld"])`` loads each corpus with its own loader
-and label set, keeps its train/valid/test splits, and relabels every utterance with the
-shared class its label maps to (:mod:`lantern.data.label_mapping`). An utterance whose
-label has no shared counterpart (IEMOCAP ``fru``, EmoryNLP ``Peaceful`` and ``Powerful``)
-keeps its place in the dialogue as context, unlabelled; its own label stays in
-``meta["source_label"]``. Ids get the corpus as a prefix (``meld/d12``, ``meld/d12_u3``)
-so two corpora never collide, and ``meta["corpus"]`` says where each utterance came from.
+and label set, keeps its train/valid/test splits, and relabels every utterance through the
+shared space (:mod:`lantern.data.label_mapping`) into the mix's ``label_set``:
+
+* ``shared7`` (default): the shared class itself.
+* a corpus's own label set, e.g. ``6way`` (IEMOCAP's, so that a model trained on the mix
+  keeps the classes users of the IEMOCAP model see): that corpus's utterances keep their
+  labels; another corpus's label becomes the target class with the same shared class, and
+  where several target classes share it (MELD ``joy`` is IEMOCAP ``hap`` *or* ``exc``) the
+  utterance gets no single label but the set of them in ``meta["label_options"]``, which
+  training reads as a coarse label (:func:`lantern.training.losses.multitask_loss`).
+
+An utterance whose label has no counterpart (IEMOCAP ``fru`` in ``shared7``, EmoryNLP
+``Peaceful``, MELD ``surprise`` in ``6way``) keeps its place in the dialogue as context,
+unlabelled; its own label stays in ``meta["source_label"]``. Ids get the corpus as a prefix
+(``meld/d12``, ``meld/d12_u3``) so two corpora never collide, and ``meta["corpus"]`` says
+where each utterance came from. ``valid_from`` keeps only those corpora's validation
+dialogues, so that model selection looks at them alone (the others are still scored with
+``evaluate_on:``).
 
 Dialogues are interleaved across corpora (the first of each, then the second of each, ...),
 so ``--limit N`` keeps a little of every corpus. Dimension labels (valence, arousal,
@@ -20,7 +32,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lantern.data.dialogues import SPLITS, Dialogue, EmotionDataset, Utterance
-from lantern.data.labels import SHARED_7
 from lantern.errors import ConfigError
 
 DEFAULT_CORPORA = ("iemocap", "meld", "emorynlp", "dailydialog")
@@ -43,43 +54,62 @@ def corpus_specs(corpora: Sequence[str | dict[str, Any]]) -> list[dict[str, Any]
 
 
 def load_mix(corpora: Sequence[str | dict[str, Any]] = DEFAULT_CORPORA,
-             data_root: str | Path | None = None, label_set: str = "shared7") -> EmotionDataset:
-    """The corpora as one dataset in the shared label space (see the module docstring)."""
+             data_root: str | Path | None = None, label_set: str = "shared7",
+             valid_from: Sequence[str] | None = None) -> EmotionDataset:
+    """The corpora as one dataset in ``label_set`` (see the module docstring)."""
     from lantern.data import load_dataset
-    from lantern.data.label_mapping import mapping
+    from lantern.data.label_mapping import TO_SHARED, mapping
+    from lantern.data.labels import LABEL_SETS
 
-    if label_set != SHARED_7.name:
-        raise ConfigError(f"mix: label_set must be {SHARED_7.name!r} (the shared space), "
+    if label_set not in LABEL_SETS or label_set not in TO_SHARED:
+        raise ConfigError(f"mix: label_set must be one of {sorted(set(LABEL_SETS) & set(TO_SHARED))}, "
                           f"not {label_set!r}")
+    target = LABEL_SETS[label_set]
+    target_shared = mapping(target.name, target.classes)
+    specs = corpus_specs(corpora)
+    unknown = sorted(set(valid_from or ()) - {s["name"] for s in specs})
+    if unknown:
+        raise ConfigError(f"mix: valid_from names {unknown}, which are not among the corpora")
     splits: dict[str, list[list[Dialogue]]] = {s: [] for s in SPLITS}
     scales, sources = {}, {}
-    for spec in corpus_specs(corpora):
+    for spec in specs:
         options = {k: v for k, v in spec.items() if k != "name"}
         options.setdefault("data_root", data_root)
         ds = load_dataset(spec["name"], **options)
         to_shared = mapping(ds.label_set.name, ds.label_set.classes)
+        if ds.label_set.name == target.name:   # the target's own corpus keeps its labels
+            options_of = {c: [i] for i, c in enumerate(target.classes)}
+        else:
+            options_of = {c: [i for i, t in enumerate(target.classes)
+                              if s is not None and target_shared[t] == s]
+                          for c, s in to_shared.items()}
         if ds.vad_scale is not None:
             scales[ds.name] = tuple(ds.vad_scale)
         sources[ds.name] = {"label_set": ds.label_set.name, **ds.source}
         for split in SPLITS:
-            splits[split].append([_relabel(d, ds.name, ds.label_set.classes, to_shared)
-                                  for d in ds.splits.get(split, [])])
+            keep = split != "valid" or valid_from is None or ds.name in valid_from
+            splits[split].append([_relabel(d, ds.name, ds.label_set.classes, options_of)
+                                  for d in ds.splits.get(split, [])] if keep else [])
     if len(set(scales.values())) > 1:
         raise ConfigError(f"mix: corpora with dimension labels use different scales {scales}")
     merged = {s: [d for d in chain.from_iterable(zip_longest(*parts)) if d is not None]
               for s, parts in splits.items()}
-    return EmotionDataset("mix", SHARED_7, merged, source={"corpora": sources},
+    return EmotionDataset("mix", target, merged, source={"corpora": sources},
                           vad_scale=next(iter(scales.values()), None))
 
 
 def _relabel(dialogue: Dialogue, corpus: str, classes: tuple[str, ...],
-             to_shared: dict[str, str | None]) -> Dialogue:
+             options_of: dict[str, list[int]]) -> Dialogue:
+    """The dialogue with ids prefixed and each label replaced by its target class (or, where
+    several target classes fit, by none and the set of them in ``meta["label_options"]``)."""
     utterances = []
     for u in dialogue:
         own = classes[u.label] if u.label is not None else None
-        shared = to_shared[own] if own is not None else None
+        fits = options_of[own] if own is not None else []
+        meta = {**u.meta, "corpus": corpus, "source_label": own}
+        if len(fits) > 1:
+            meta["label_options"] = fits
         utterances.append(Utterance(
-            f"{corpus}/{u.id}", u.speaker, u.text,
-            SHARED_7.index(shared) if shared is not None else None, u.vad, u.features,
-            u.media, u.start, u.end, {**u.meta, "corpus": corpus, "source_label": own}))
+            f"{corpus}/{u.id}", u.speaker, u.text, fits[0] if len(fits) == 1 else None, u.vad,
+            u.features, u.media, u.start, u.end, meta))
     return Dialogue(f"{corpus}/{dialogue.id}", utterances, dialogue.split)

@@ -28,7 +28,10 @@ class Batch:
 
     features: modality -> (B, T, D) float; mask: (B, T) bool, True on real utterances;
     speakers: (B, T) long, speaker index within the dialogue (order of first appearance);
-    labels: (B, T) long, -100 where unknown; vad: (B, T, 3) normalised, NaN where unknown.
+    labels: (B, T) long, -100 where unknown; vad: (B, T, 3) normalised, NaN where unknown;
+    label_options: (B, T, K) bool, the classes a coarse label allows (an utterance of another
+    corpus whose class is one of several here: :mod:`lantern.data.mix`), or None when no
+    utterance of the batch has one.
     """
 
     features: dict[str, torch.Tensor]
@@ -38,6 +41,7 @@ class Batch:
     vad: torch.Tensor
     dialogue_ids: list[str] = field(default_factory=list)
     utterance_ids: list[list[str]] = field(default_factory=list)
+    label_options: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:

@@ -67,7 +67,9 @@ def speaker_indices(dialogue: Dialogue) -> list[int]:
 
 
 def collate(dialogues: list[Dialogue], spec: FeatureSpec,
-            vad_scale: tuple[float, float] | None) -> Batch:
+            vad_scale: tuple[float, float] | None, n_classes: int | None = None) -> Batch:
+    """Pad ``dialogues`` into a batch; with ``n_classes``, coarse labels (``meta["label_options"]``)
+    become ``label_options`` (training only: inference has no use for them)."""
     if not dialogues:
         raise ValueError("cannot collate an empty list of dialogues")
     B, T = len(dialogues), max(len(d) for d in dialogues)
@@ -90,5 +92,12 @@ def collate(dialogues: list[Dialogue], spec: FeatureSpec,
                 vad[b, t] = torch.tensor(u.vad, dtype=torch.float32)
     if vad_scale is not None:
         vad = normalise_vad(vad, vad_scale)
+    options = None
+    if n_classes is not None and any("label_options" in u.meta for d in dialogues for u in d):
+        options = torch.zeros(B, T, n_classes, dtype=torch.bool)
+        for b, d in enumerate(dialogues):
+            for t, u in enumerate(d):
+                if u.label is None and u.meta.get("label_options"):
+                    options[b, t, list(u.meta["label_options"])] = True
     return Batch(feats, mask, speakers, labels, vad, [d.id for d in dialogues],
-                 [[u.id for u in d] for d in dialogues])
+                 [[u.id for u in d] for d in dialogues], options)

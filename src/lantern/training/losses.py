@@ -1,4 +1,9 @@
-"""Multi-task loss: class cross-entropy + lambda * dimension regression (+ model aux loss)."""
+"""Multi-task loss: class cross-entropy + lambda * dimension regression (+ model aux loss).
+
+A coarse label (``batch.label_options``: the classes an utterance of another corpus may
+be, such as MELD joy for IEMOCAP's hap or exc) contributes the negative log of the
+probability mass on its allowed classes; exact and coarse labels are averaged together,
+each utterance counting once (coarse ones unweighted by class)."""
 
 from __future__ import annotations
 
@@ -21,6 +26,18 @@ def multitask_loss(out: ModelOutput, batch: Batch, class_weight: torch.Tensor | 
     K = out.logits.shape[-1]
     ce = F.cross_entropy(out.logits.reshape(-1, K), batch.labels.reshape(-1),
                          weight=class_weight, ignore_index=-100)
+    options = batch.label_options
+    if options is not None and options.any():
+        coarse = options.any(-1) & batch.mask
+        logits = out.logits[coarse]
+        nll = torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~options[coarse], float("-inf")), -1)
+        exact = batch.labels != -100
+        if class_weight is not None:   # the exact part's denominator, as cross_entropy weighs it
+            n_exact = class_weight[batch.labels[exact]].sum()
+        else:
+            n_exact = exact.sum().to(nll.dtype)
+        ce_sum = ce * n_exact if exact.any() else ce.new_zeros(())
+        ce = (ce_sum + nll.sum()) / (n_exact + nll.numel())
     total, parts = ce, {"ce": ce.item()}
     known = batch.mask.unsqueeze(-1) & ~torch.isnan(batch.vad)
     if vad_weight > 0 and known.any():

@@ -147,7 +147,7 @@ class Trainer:
         total, n = 0.0, 0
         for i in range(0, len(order), self.cfg.batch_size):
             batch = collate([self.train[j] for j in order[i:i + self.cfg.batch_size]],
-                            self.spec, self.vad_scale)
+                            self.spec, self.vad_scale, self.model.n_classes)
             out = self.model(batch)
             loss, _ = multitask_loss(out, batch, self.class_weight, self.cfg.vad_weight,
                                      self.cfg.vad_loss)
