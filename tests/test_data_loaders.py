@@ -785,7 +785,7 @@ def test_mix_into_a_corpus_label_set_gives_coarse_labels(tmp_path):
 @pytest.mark.parametrize("options, message", [
     ({"corpora": ["mix"]}, "not 'mix'"),
     ({"corpora": ["meld", "meld"]}, "distinct"),
-    ({"corpora": []}, "distinct and not empty"),
+    ({"corpora": []}, "not be empty"),
     ({"label_set": "nope"}, "label_set must be one of"),
     ({"corpora": ["meld"], "valid_from": ["iemocap"]}, "valid_from names"),
 ])

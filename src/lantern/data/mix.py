@@ -39,17 +39,18 @@ DEFAULT_CORPORA = ("iemocap", "meld", "emorynlp", "dailydialog")
 __all__ = ["DEFAULT_CORPORA", "load_mix", "corpus_specs"]
 
 
-def corpus_specs(corpora: Sequence[str | dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each corpus as ``{"name": ..., **loader options}`` (a bare name means its defaults)."""
+def corpus_specs(corpora: Sequence[str | dict[str, Any]], key: str = "mix") -> list[dict[str, Any]]:
+    """Each corpus as ``{"name": ..., **loader options}`` (a bare name means its defaults);
+    ``key`` names the config entry in errors. An empty list gives no specs."""
     specs = []
     for item in corpora:
         spec = {"name": item} if isinstance(item, str) else dict(item)
         if not spec.get("name") or spec["name"] == "mix":
-            raise ConfigError(f"mix: each corpus needs a name (not 'mix'), got {item!r}")
+            raise ConfigError(f"{key}: each corpus needs a name (not 'mix'), got {item!r}")
         specs.append(spec)
     names = [s["name"] for s in specs]
-    if len(set(names)) != len(names) or not names:
-        raise ConfigError(f"mix: corpora must be distinct and not empty, got {names}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{key}: corpora must be distinct, got {names}")
     return specs
 
 
@@ -67,6 +68,8 @@ def load_mix(corpora: Sequence[str | dict[str, Any]] = DEFAULT_CORPORA,
     target = LABEL_SETS[label_set]
     target_shared = mapping(target.name, target.classes)
     specs = corpus_specs(corpora)
+    if not specs:
+        raise ConfigError("mix: corpora must not be empty")
     unknown = sorted(set(valid_from or ()) - {s["name"] for s in specs})
     if unknown:
         raise ConfigError(f"mix: valid_from names {unknown}, which are not among the corpora")

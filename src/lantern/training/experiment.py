@@ -73,7 +73,7 @@ def load_evaluation_corpora(cfg: dict, feature_options: dict, limit: int | None,
     from lantern.features import attach_features
 
     corpora = {}
-    for spec in corpus_specs(cfg.get("evaluate_on") or []):
+    for spec in corpus_specs(cfg.get("evaluate_on") or [], key="evaluate_on"):
         options = {k: v for k, v in spec.items() if k != "name"}
         options.setdefault("data_root", cfg["dataset"].get("data_root"))
         ds = load_dataset(spec["name"], **options).limit(limit)
