@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, require_data
+from conftest import REPO, require_data, require_llm_runtime
 from lantern.config import load_config
 from lantern.evaluation.results import REQUIRED_KEYS
 from lantern.training.experiment import run_experiment
@@ -45,6 +45,9 @@ def test_config_smoke_run(path, tmp_path, data_root):
         require_data(DATA[corpus])
     if "text_encoder" in cfg:
         cfg["text_encoder"]["options"]["epochs"] = 1
+    if "text:qwen" in cfg["features"].values():  # CI installs the 135M model only: same code path
+        require_llm_runtime()
+        cfg.setdefault("feature_options", {})["text:qwen"] = {"model": "smollm2-135m"}
     result = run_experiment(cfg, limit=2, progress=False, results_dir=tmp_path / "results")
     missing = [k for k in REQUIRED_KEYS if k not in result]
     assert not missing

@@ -39,9 +39,10 @@ def utts_with(kind: str, paths) -> list[Utterance]:
 def test_import_loads_no_model_library():
     code = ("import sys, lantern.features, lantern.features.cli, lantern.features.text, "
             "lantern.features.audio, lantern.features.face, lantern.features.table, "
+            "lantern.features.llm_embed, "
             "lantern.features.cache\n"
             "heavy = ('torch', 'sentence_transformers', 'transformers', 'opensmile', 'mediapipe', "
-            "'cv2', 'ai_edge_litert', 'soundfile')\n"
+            "'cv2', 'ai_edge_litert', 'soundfile', 'llama_cpp')\n"
             "print([m for m in heavy if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -49,7 +50,7 @@ def test_import_loads_no_model_library():
 
 def test_registry_and_options():
     assert FEATURES.names() == ["audio:compare", "audio:egemaps", "audio:iemocap8",
-                                "text:minilm", "text:st", "visual:face"]
+                                "text:minilm", "text:qwen", "text:st", "visual:face"]
     with pytest.raises(ConfigError, match="unknown feature extractor"):
         get_extractor("audio:wav2vec")
     with pytest.raises(ConfigError, match="bad options"):
@@ -114,6 +115,38 @@ def test_st_loads_a_local_model_directory(minilm, tmp_path):
 
     with pytest.raises(ConfigError, match="modules.json"):
         get_extractor("text:st", model_path=str(tmp_path))
+
+def test_llm_embedding_is_the_mean_of_last_layer_token_states(smol_path, tmp_path):
+    """text:qwen's pooling, checked on the real SmolLM2 GGUF against llama.cpp's own
+    per-token states averaged here; the speaker is part of the input, the cache stores it."""
+    import llama_cpp
+
+    with pytest.raises(ConfigError, match="pooling"):
+        get_extractor("text:qwen", pooling="max")
+    with pytest.raises(ConfigError, match="template"):
+        get_extractor("text:qwen", template="{who}: {text}")
+    utts = [Utterance(f"s{i}", "A", s) for i, s in enumerate(SENTENCES)]
+    utts.append(Utterance("s9", "B", SENTENCES[0]))
+    ex = get_extractor("text:qwen", model=str(smol_path))
+    assert ex.input_key(utts[0]) == "A: " + SENTENCES[0]
+    stats = attach_features(utts, ["text:qwen"], options={"text:qwen": {"model": str(smol_path)}},
+                            progress=False, cache_path=tmp_path / "f.sqlite")["text:qwen"]
+    vectors = np.stack([u.features["text:qwen"] for u in utts])
+    assert vectors.shape == (5, 576) and stats["unique"] == 4 and stats["tokens"] > 20
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vectors[0], vectors[3], atol=1e-6)
+    assert not np.allclose(vectors[0], vectors[4], atol=1e-3)  # another speaker, another input
+    tokens = llama_cpp.Llama(model_path=str(smol_path), embedding=True, n_ctx=512, n_threads=2,
+                             pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE, verbose=False)
+    states = np.asarray(tokens.embed("A: " + SENTENCES[2]), dtype=np.float64)
+    tokens.close()
+    mean = states.mean(axis=0)
+    np.testing.assert_allclose(vectors[2], mean / np.linalg.norm(mean), atol=2e-3)
+    again = attach_features(utts, ["text:qwen"], options={"text:qwen": {"model": str(smol_path)}},
+                            progress=False, cache_path=tmp_path / "f.sqlite")["text:qwen"]
+    assert again["from_cache"] == 4 and again["computed"] == 0 and again["tokens"] == 0
+    ex.close()
+
 
 
 # -- audio --------------------------------------------------------------------------------

