@@ -36,7 +36,7 @@ class LlamaEmbeddingExtractor(FeatureExtractor):
     name = "text:qwen"
     modality = "text"
     version = 1
-    batch_size = 16
+    batch_size = 32
 
     def __init__(self, model: str | None = None, pooling: str = "mean",
                  template: str = "{speaker}: {text}", n_ctx: int = 512, threads: int = 2,
@@ -92,13 +92,13 @@ class LlamaEmbeddingExtractor(FeatureExtractor):
 
     def extract_batch(self, utterances: Sequence) -> np.ndarray:
         texts = [self.input_key(u) for u in utterances]
-        llama = self._load()
-        rows = []
-        for text in texts:  # one call per text: llama.cpp pools all of a call's tokens together
-            vector, count = llama.embed(text, normalize=True, truncate=True, return_count=True)
-            self.tokens += int(count)
-            rows.append(np.asarray(vector, dtype=np.float32).reshape(-1))
-        return np.stack(rows) if rows else np.zeros((0, self.dim or 0), np.float32)
+        if not texts:
+            return np.zeros((0, self.dim or 0), np.float32)
+        # One call: llama-cpp-python packs the texts into n_batch-sized batches, one sequence
+        # each, and pools per sequence (the same vectors as one call per text, fewer passes).
+        vectors, count = self._load().embed(texts, normalize=True, truncate=True, return_count=True)
+        self.tokens += int(count)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def summarize(self, vectors: np.ndarray) -> dict[str, Any]:
         """Prompt tokens evaluated for the vectors computed now (cached ones cost none)."""
