@@ -780,6 +780,9 @@ def test_mix_into_a_corpus_label_set_gives_coarse_labels(tmp_path):
     assert all("label_options" not in u.meta for u in d.utterances[1:])
     only = load_dataset("mix", corpora=["emorynlp"], data_root=tmp_path, valid_from=[])
     assert only.dialogues("valid") == [] and only.dialogues("test")
+    assert all("weight" not in u.meta for u in only.dialogues("train")[0])
+    heavy = load_dataset("mix", corpora=["emorynlp"], data_root=tmp_path, weights={"emorynlp": 2})
+    assert {u.meta["weight"] for u in heavy.dialogues("train")[0]} == {2.0}
 
 
 @pytest.mark.parametrize("options, message", [
@@ -788,6 +791,8 @@ def test_mix_into_a_corpus_label_set_gives_coarse_labels(tmp_path):
     ({"corpora": []}, "not be empty"),
     ({"label_set": "nope"}, "label_set must be one of"),
     ({"corpora": ["meld"], "valid_from": ["iemocap"]}, "valid_from names"),
+    ({"corpora": ["meld"], "weights": {"iemocap": 2}}, "weights names"),
+    ({"corpora": ["meld"], "weights": {"meld": 0}}, "positive numbers"),
 ])
 def test_mix_refuses_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -82,6 +82,18 @@ def test_coarse_labels_enter_the_loss_as_the_mass_on_their_classes():
     ref = torch.nn.functional.cross_entropy(logits.reshape(-1, 6), plain.labels.reshape(-1), weight=weight,
                                             ignore_index=-100)
     assert multitask_loss(out, plain, weight, vad_weight=0.0)[0].item() == pytest.approx(ref.item(), rel=1e-6)
+    # a loss weight of 3 on the first dialogue counts it as if it were there three times
+    for u in dialogues[0]:
+        u.meta["weight"] = 3.0
+    weighted = collate(dialogues, spec, ds.vad_scale, n_classes=6)
+    assert weighted.weights[0, :len(dialogues[0])].tolist() == [3.0] * len(dialogues[0])
+    assert collate(dialogues, spec, ds.vad_scale).weights is None
+    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, 6), plain.labels.reshape(-1),
+                                            ignore_index=-100, reduction="none").reshape(plain.labels.shape)
+    cw = torch.where(exact, weight[plain.labels.clamp(min=0)], torch.zeros(()))
+    cw[0] *= 3
+    assert multitask_loss(out, weighted, weight, vad_weight=0.0)[0].item() == pytest.approx(
+        ((cw * nll).sum() / cw.sum()).item(), rel=1e-5)
 
 
 def test_feature_spec_round_trip():

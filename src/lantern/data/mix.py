@@ -18,7 +18,8 @@ unlabelled; its own label stays in ``meta["source_label"]``. Ids get the corpus 
 (``meld/d12``, ``meld/d12_u3``) so two corpora never collide, and ``meta["corpus"]`` says
 where each utterance came from. ``valid_from`` keeps only those corpora's validation
 dialogues, so that model selection looks at them alone (the others are still scored with
-``evaluate_on:``).
+``evaluate_on:``). ``weights`` (``{"iemocap": 3}``) sets a corpus's weight in the training
+loss (``meta["weight"]``; 1 for the others), so a small corpus is not drowned by larger ones.
 
 Dialogues are interleaved across corpora (the first of each, then the second of each, ...),
 so ``--limit N`` keeps a little of every corpus. Dimension labels (valence, arousal,
@@ -56,7 +57,8 @@ def corpus_specs(corpora: Sequence[str | dict[str, Any]], key: str = "mix") -> l
 
 def load_mix(corpora: Sequence[str | dict[str, Any]] = DEFAULT_CORPORA,
              data_root: str | Path | None = None, label_set: str = "shared7",
-             valid_from: Sequence[str] | None = None) -> EmotionDataset:
+             valid_from: Sequence[str] | None = None,
+             weights: dict[str, float] | None = None) -> EmotionDataset:
     """The corpora as one dataset in ``label_set`` (see the module docstring)."""
     from lantern.data import load_dataset
     from lantern.data.label_mapping import TO_SHARED, mapping
@@ -73,6 +75,14 @@ def load_mix(corpora: Sequence[str | dict[str, Any]] = DEFAULT_CORPORA,
     unknown = sorted(set(valid_from or ()) - {s["name"] for s in specs})
     if unknown:
         raise ConfigError(f"mix: valid_from names {unknown}, which are not among the corpora")
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - {s["name"] for s in specs})
+    if unknown:
+        raise ConfigError(f"mix: weights names {unknown}, which are not among the corpora")
+    bad = {k: v for k, v in weights.items()
+           if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0}
+    if bad:
+        raise ConfigError(f"mix: weights must be positive numbers, got {bad}")
     splits: dict[str, list[list[Dialogue]]] = {s: [] for s in SPLITS}
     scales, sources = {}, {}
     for spec in specs:
@@ -91,7 +101,8 @@ def load_mix(corpora: Sequence[str | dict[str, Any]] = DEFAULT_CORPORA,
         sources[ds.name] = {"label_set": ds.label_set.name, **ds.source}
         for split in SPLITS:
             keep = split != "valid" or valid_from is None or ds.name in valid_from
-            splits[split].append([_relabel(d, ds.name, ds.label_set.classes, options_of)
+            splits[split].append([_relabel(d, ds.name, ds.label_set.classes, options_of,
+                                           weights.get(ds.name))
                                   for d in ds.splits.get(split, [])] if keep else [])
     if len(set(scales.values())) > 1:
         raise ConfigError(f"mix: corpora with dimension labels use different scales {scales}")
@@ -102,7 +113,7 @@ def load_mix(corpora: Sequence[str | dict[str, Any]] = DEFAULT_CORPORA,
 
 
 def _relabel(dialogue: Dialogue, corpus: str, classes: tuple[str, ...],
-             options_of: dict[str, list[int]]) -> Dialogue:
+             options_of: dict[str, list[int]], weight: float | None = None) -> Dialogue:
     """The dialogue with ids prefixed and each label replaced by its target class (or, where
     several target classes fit, by none and the set of them in ``meta["label_options"]``)."""
     utterances = []
@@ -112,6 +123,8 @@ def _relabel(dialogue: Dialogue, corpus: str, classes: tuple[str, ...],
         meta = {**u.meta, "corpus": corpus, "source_label": own}
         if len(fits) > 1:
             meta["label_options"] = fits
+        if weight is not None:
+            meta["weight"] = float(weight)
         utterances.append(Utterance(
             f"{corpus}/{u.id}", u.speaker, u.text, fits[0] if len(fits) == 1 else None, u.vad,
             u.features, u.media, u.start, u.end, meta))

@@ -31,7 +31,8 @@ class Batch:
     labels: (B, T) long, -100 where unknown; vad: (B, T, 3) normalised, NaN where unknown;
     label_options: (B, T, K) bool, the classes a coarse label allows (an utterance of another
     corpus whose class is one of several here: :mod:`lantern.data.mix`), or None when no
-    utterance of the batch has one.
+    utterance of the batch has one; weights: (B, T) float, each utterance's weight in the
+    classification loss (``meta["weight"]``, a mix's per-corpus weight), or None when all are 1.
     """
 
     features: dict[str, torch.Tensor]
@@ -42,6 +43,7 @@ class Batch:
     dialogue_ids: list[str] = field(default_factory=list)
     utterance_ids: list[list[str]] = field(default_factory=list)
     label_options: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:

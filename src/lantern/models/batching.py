@@ -68,8 +68,9 @@ def speaker_indices(dialogue: Dialogue) -> list[int]:
 
 def collate(dialogues: list[Dialogue], spec: FeatureSpec,
             vad_scale: tuple[float, float] | None, n_classes: int | None = None) -> Batch:
-    """Pad ``dialogues`` into a batch; with ``n_classes``, coarse labels (``meta["label_options"]``)
-    become ``label_options`` (training only: inference has no use for them)."""
+    """Pad ``dialogues`` into a batch; with ``n_classes`` (training only: inference has no use
+    for them), coarse labels (``meta["label_options"]``) become ``label_options`` and loss
+    weights (``meta["weight"]``) ``weights``."""
     if not dialogues:
         raise ValueError("cannot collate an empty list of dialogues")
     B, T = len(dialogues), max(len(d) for d in dialogues)
@@ -99,5 +100,10 @@ def collate(dialogues: list[Dialogue], spec: FeatureSpec,
             for t, u in enumerate(d):
                 if u.label is None and u.meta.get("label_options"):
                     options[b, t, list(u.meta["label_options"])] = True
+    weights = None
+    if n_classes is not None and any("weight" in u.meta for d in dialogues for u in d):
+        weights = torch.ones(B, T)
+        for b, d in enumerate(dialogues):
+            weights[b, :len(d)] = torch.tensor([float(u.meta.get("weight", 1.0)) for u in d])
     return Batch(feats, mask, speakers, labels, vad, [d.id for d in dialogues],
-                 [[u.id for u in d] for d in dialogues], options)
+                 [[u.id for u in d] for d in dialogues], options, weights)

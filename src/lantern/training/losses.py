@@ -3,7 +3,9 @@
 A coarse label (``batch.label_options``: the classes an utterance of another corpus may
 be, such as MELD joy for IEMOCAP's hap or exc) contributes the negative log of the
 probability mass on its allowed classes; exact and coarse labels are averaged together,
-each utterance counting once (coarse ones unweighted by class)."""
+each utterance counting once (coarse ones unweighted by class). A loss weight per utterance
+(``batch.weights``: a mix's per-corpus weight) multiplies its term and its share of the
+denominator, so weight 2 counts an utterance as if it were there twice."""
 
 from __future__ import annotations
 
@@ -24,20 +26,26 @@ def ccc_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 def multitask_loss(out: ModelOutput, batch: Batch, class_weight: torch.Tensor | None = None,
                    vad_weight: float = 0.5, vad_loss: str = "mse") -> tuple[torch.Tensor, dict]:
     K = out.logits.shape[-1]
-    ce = F.cross_entropy(out.logits.reshape(-1, K), batch.labels.reshape(-1),
-                         weight=class_weight, ignore_index=-100)
     options = batch.label_options
-    if options is not None and options.any():
-        coarse = options.any(-1) & batch.mask
-        logits = out.logits[coarse]
-        nll = torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~options[coarse], float("-inf")), -1)
+    if batch.weights is None and (options is None or not options.any()):
+        ce = F.cross_entropy(out.logits.reshape(-1, K), batch.labels.reshape(-1),
+                             weight=class_weight, ignore_index=-100)
+    else:
+        # A weighted mean over every labelled utterance: an exact label counts its class weight
+        # (as cross_entropy weighs it) times its own weight, a coarse one its own weight.
+        w = batch.weights if batch.weights is not None else torch.ones_like(batch.mask, dtype=out.logits.dtype)
         exact = batch.labels != -100
-        if class_weight is not None:   # the exact part's denominator, as cross_entropy weighs it
-            n_exact = class_weight[batch.labels[exact]].sum()
-        else:
-            n_exact = exact.sum().to(nll.dtype)
-        ce_sum = ce * n_exact if exact.any() else ce.new_zeros(())
-        ce = (ce_sum + nll.sum()) / (n_exact + nll.numel())
+        logits = out.logits[exact]
+        nll = torch.logsumexp(logits, -1) - logits.gather(-1, batch.labels[exact].unsqueeze(-1)).squeeze(-1)
+        we = w[exact] * (class_weight[batch.labels[exact]] if class_weight is not None else 1.0)
+        num, den = (we * nll).sum(), we.sum()
+        if options is not None and options.any():
+            coarse = options.any(-1) & batch.mask
+            logits = out.logits[coarse]
+            nll = torch.logsumexp(logits, -1) - torch.logsumexp(
+                logits.masked_fill(~options[coarse], float("-inf")), -1)
+            num, den = num + (w[coarse] * nll).sum(), den + w[coarse].sum()
+        ce = num / den if den > 0 else out.logits.sum() * 0.0
     total, parts = ce, {"ce": ce.item()}
     known = batch.mask.unsqueeze(-1) & ~torch.isnan(batch.vad)
     if vad_weight > 0 and known.any():
