@@ -6,8 +6,11 @@ generated from its result file.
     python scripts/ship_pretrained.py --card-only \
         benchmarks/results/iemocap-6way-context-vanilla-context-minilm-text.json
 
-The seed with the best *validation* weighted F1 is shipped (test scores are only reported).
-``--card-only`` regenerates the card of the model already shipped from the same result.
+The seed with the best *validation* weighted F1 is shipped (test scores are only reported),
+or the one ``--choice`` names: the JSON of ``scripts/choose_vanilla.py --json``, whose rule
+(on validation splits only) then goes on the card. ``--name`` ships under another name
+(``src/lantern/pretrained/<name>``). ``--card-only`` regenerates the card of the model
+already shipped from the same result.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 NAME = "iemocap-6way-text"
-TARGET = REPO / "src" / "lantern" / "pretrained" / NAME
+PRETRAINED = REPO / "src" / "lantern" / "pretrained"
 # What the numbers cannot say (no figures here: every number on the card comes from the result).
 REMARKS = """
 ## About this model
-- The vanilla model `lantern predict` uses by default. Text only: text is the one input every
+- A vanilla model `lantern predict` ships. Text only: text is the one input every
   user has (a transcript, or a recording that Whisper transcribes); IEMOCAP's audio and video are
   not available to this project, so tone of voice and faces are **not** used.
 - IEMOCAP is licensed for research only; the weights are derived from it.
@@ -41,12 +44,28 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", help="[RUN_DIR] RESULT_FILE")
     ap.add_argument("--card-only", action="store_true")
+    ap.add_argument("--name", default=NAME, help=f"the shipped model's name (default {NAME})")
+    ap.add_argument("--choice", help="ship the seed this choose_vanilla.py JSON chose, and say why")
     args = ap.parse_args(argv)
     if len(args.paths) != (1 if args.card_only else 2):
         ap.error("give RUN_DIR RESULT_FILE, or --card-only RESULT_FILE")
     result_file = Path(args.paths[-1])
     result = json.loads(result_file.read_text())
+    TARGET = PRETRAINED / args.name
     best = max(result["per_seed"], key=lambda s: s["selection"])
+    selection = None
+    if args.choice:
+        choice = json.loads(Path(args.choice).read_text())
+        chosen = choice["chosen"]
+        if Path(chosen["file"]).name != result_file.name:
+            raise SystemExit(f"{args.choice} chose a seed of {chosen['file']}, not of {result_file}")
+        best = next(s for s in result["per_seed"] if s["seed"] == chosen["seed"])
+        others = [c for c in chosen["valid"] if c != "iemocap"]
+        selection = (f"chosen by `scripts/choose_vanilla.py` on validation splits only, from "
+                     f"{len(choice['candidates'])} candidates (every seed of every cross-corpus run): "
+                     f"{choice['rule'].strip()} Its mean validation weighted F1 on "
+                     f"{', '.join(others)} is {chosen['valid_others_mean']:.2f}, against "
+                     f"{choice['today']['valid_others_mean']:.2f} for `{NAME}`")
     if not args.card_only:
         src = Path(args.paths[0]) / f"seed{best['seed']}" / "model"
         if TARGET.exists():
@@ -58,7 +77,7 @@ def main(argv=None) -> int:
     dataset_options = {k: v for k, v in (result["config"].get("dataset") or {}).items()
                        if k not in ("name", "label_set")}
     sizes = split_sizes(bundle.dataset, bundle.label_set.name, dataset_options)
-    atomic_write_text(TARGET / CARD_NAME, model_card(bundle, result, best["seed"], NAME, sizes) + REMARKS)
+    atomic_write_text(TARGET / CARD_NAME, model_card(bundle, result, best["seed"], args.name, sizes, selection) + REMARKS)
     atomic_write_text(TARGET / "training.json", json.dumps(
         {"result_file": str(result_file), "shipped_seed": best["seed"],
          "selection_split": result["selection_split"], "per_seed": result["per_seed"]}, indent=2))

@@ -38,6 +38,28 @@ def test_shipped_model_has_card_and_loads():
     assert bundle.info()["card"]
 
 
+def test_card_generated_from_a_cross_corpus_result():
+    """The card's numbers come from the result: the shipped seed's column of every corpus."""
+    from lantern.models.card import model_card
+
+    bundle = load_bundle()
+    seed = {"seed": 1, "selection": 70.0, "test": {"accuracy": 61.0, "weighted_f1": 60.5,
+                                                  "per_class_f1": {c: 50.0 for c in bundle.classes}}}
+    scores = lambda a, b: {"mean": (a + b) / 2, "std": 1.0, "per_seed": [a, b]}  # noqa: E731
+    split = {"classes": ["neutral", "joy"], "scored": 1234, "left_out": 5,
+             "weighted_f1": scores(41.0, 42.5), "accuracy": scores(43.0, 44.25)}
+    result = {"per_seed": [dict(seed, seed=0), seed], "seeds": [0, 1], "selection_split": "valid",
+              "metrics": {"accuracy": scores(60, 61), "weighted_f1": scores(60, 60.5)},
+              "dataset": "mix", "train_dataset": "iemocap+meld", "n_utterances": 99, "git_commit": "abc",
+              "config": {"name": "mix-6way", "config_dir": "configs/cross-corpus"},
+              "cross_corpus": {"meld": {"valid": split, "test": split}}}
+    card = model_card(bundle, result, 1, "dialogue-6way-text", {"train": 10, "valid": 2, "test": 3},
+                      selection="chosen by the rule")
+    assert "| meld | neutral, joy | 1,234 | 42.50 | 42.50 | 44.25 | 41.75 ± 1.00 |" in card
+    assert "Trained on 2 corpora (iemocap, meld)" in card and "seed 1, chosen by the rule." in card
+    assert "`configs/cross-corpus/mix-6way.yaml`" in card
+
+
 def test_predict_example_llm_off(tmp_path):
     result = predict(EXAMPLE, tmp_path / "out", off())
     doc = result.document

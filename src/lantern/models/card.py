@@ -13,11 +13,31 @@ from typing import Any, Mapping
 CARD_NAME = "README.md"
 
 _LIMITS = """## Limits
-- Trained on one corpus: expect lower scores on other domains, other languages (recordings in
+- {trained_on}: expect lower scores on other domains, other languages (recordings in
   another language are translated to English by Whisper first) and on short, context-free lines.
 - A model on text features reads words only: the same sentence said angrily or calmly gets the
   same answer (see the RAVDESS measurement in `BENCHMARKS.md`).
 """
+
+
+def _cross_corpus_section(result: Mapping[str, Any], index: int) -> str:
+    """Weighted F1 and accuracy of seed ``index`` (and of all seeds) on every corpus's valid and
+    test splits, on the classes each shares with the model (``result["cross_corpus"]``)."""
+    cross = result.get("cross_corpus") or {}
+    if not cross:
+        return ""
+    rows = []
+    for corpus, splits in cross.items():
+        v, t = splits["valid"], splits["test"]
+        rows.append(f"| {corpus} | {', '.join(t['classes'])} | {t['scored']:,} | "
+                    f"{v['weighted_f1']['per_seed'][index]:.2f} | {t['weighted_f1']['per_seed'][index]:.2f} | "
+                    f"{t['accuracy']['per_seed'][index]:.2f} | "
+                    f"{t['weighted_f1']['mean']:.2f} ± {t['weighted_f1']['std']:.2f} |")
+    return ("\n## On every dialogue corpus (the classes it shares with this model)\n"
+            "Other corpora's labels are mapped through the shared label space "
+            "(`lantern.data.label_mapping`); utterances whose label has no counterpart are left out.\n\n"
+            "| corpus | classes scored | test utterances | valid wF1 | test wF1 | test accuracy | "
+            "test wF1, all seeds |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
 def card_summary(directory: Path) -> str:
@@ -31,18 +51,22 @@ def card_summary(directory: Path) -> str:
 
 
 def split_sizes(dataset: str, label_set: str, options: Mapping[str, Any] | None = None) -> dict[str, int]:
-    """Labelled utterances per split of the dataset a model was trained on."""
+    """Labelled utterances (coarse labels included) per split of the dataset a model was
+    trained on."""
     from lantern.data import load_dataset
 
     ds = load_dataset(dataset, label_set=label_set, **dict(options or {}))
-    return {split: sum(u.label is not None for d in dialogues for u in d)
+    return {split: sum(u.label is not None or bool(u.meta.get("label_options")) for d in dialogues for u in d)
             for split, dialogues in ds.splits.items()}
 
 
 def model_card(bundle, result: Mapping[str, Any], shipped_seed: int, name: str,
-               sizes: Mapping[str, int]) -> str:
-    """The card of ``bundle`` (seed ``shipped_seed`` of the run that wrote ``result``)."""
+               sizes: Mapping[str, int], selection: str | None = None) -> str:
+    """The card of ``bundle`` (seed ``shipped_seed`` of the run that wrote ``result``);
+    ``selection`` says how the seed was chosen when it was not by the run's own validation
+    score (e.g. the cross-corpus rule of ``scripts/choose_vanilla.py``)."""
     seed = next(s for s in result["per_seed"] if s["seed"] == shipped_seed)
+    index = [s["seed"] for s in result["per_seed"]].index(shipped_seed)
     test, m = seed["test"], result["metrics"]
     params = sum(p.numel() for p in bundle.model.parameters())
     features = ", ".join(f"{mod} (`{feat}`)" for mod, feat in bundle.spec.modalities.items())
@@ -55,13 +79,25 @@ def model_card(bundle, result: Mapping[str, Any], shipped_seed: int, name: str,
                 + ", ".join(f"{d} {ccc[d]['ccc']:.2f}" for d in ("valence", "arousal", "dominance") if d in ccc)
                 + ".") if ccc else ""
     config = result.get("config") or {}
+    corpora = result.get("train_dataset", result["dataset"]).split("+")
+    trained_on = ("Trained on one corpus" if len(corpora) == 1
+                  else f"Trained on {len(corpora)} corpora ({', '.join(corpora)})")
+    if selection is None:
+        selection = (f"the best of seeds {result['seeds']} on **{result['selection_split']}** "
+                     f"weighted F1 ({seed['selection']:.2f})")
+    data = (f"- {result['dataset']}: train {sizes.get('train', 0):,} utterances, model selection on valid "
+            f"({sizes.get('valid', 0):,} utterances), test {sizes.get('test', result['n_utterances']):,} utterances.")
+    if len(corpora) > 1:
+        data = (f"- The corpora {', '.join(corpora)} in {result['dataset']} `{bundle.label_set.name}` "
+                f"(`lantern.data.mix`): train {sizes.get('train', 0):,} labelled utterances, model "
+                f"selection on valid ({sizes.get('valid', 0):,}), test {sizes.get('test', result['n_utterances']):,}.")
     return f"""# {name}
 
 A `{bundle.model.model_type}` vanilla model ({params:,} parameters) on {features}, predicting the {len(bundle.classes)} classes of {result['dataset']} `{bundle.label_set.name}` ({classes}){vad}.
 
 ## What it was trained on
-- {result['dataset']}: train {sizes.get('train', 0):,} utterances, model selection on valid ({sizes.get('valid', 0):,} utterances), test {sizes.get('test', result['n_utterances']):,} utterances.
-- Recipe: `configs/{config.get('name', '?')}.yaml`, git commit {result['git_commit']}. Shipped: seed {shipped_seed}, the best of seeds {result['seeds']} on **{result['selection_split']}** weighted F1 ({seed['selection']:.2f}).
+{data}
+- Recipe: `{config.get('config_dir', 'configs')}/{config.get('name', '?')}.yaml`, git commit {result['git_commit']}. Shipped: seed {shipped_seed}, {selection}.
 
 ## How well it does ({result['dataset']} {bundle.label_set.name} test, {result['n_utterances']:,} utterances)
 | | accuracy | weighted F1 |
@@ -70,5 +106,5 @@ A `{bundle.model.model_type}` vanilla model ({params:,} parameters) on {features
 | all seeds {result['seeds']}, mean ± std | {m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f} | {m['weighted_f1']['mean']:.2f} ± {m['weighted_f1']['std']:.2f} |
 
 Per-class F1 of the shipped seed: {per_class}.{ccc_line}
-
-{_LIMITS}"""
+{_cross_corpus_section(result, index)}
+{_LIMITS.format(trained_on=trained_on)}"""
