@@ -30,7 +30,8 @@ class LlamaEmbeddingExtractor(FeatureExtractor):
 
     Options: ``model`` (a :data:`lantern.llm.MODELS` name or a ``.gguf`` path; default
     ``qwen2.5-coder-1.5b``), ``pooling`` (``mean`` | ``last``), ``template``, ``n_ctx`` (512:
-    one utterance at a time), ``threads`` (2), ``models_dir``.
+    also the tokens per llama.cpp batch; a longer text is truncated), ``threads`` (2),
+    ``models_dir``.
     """
 
     name = "text:qwen"
@@ -95,7 +96,8 @@ class LlamaEmbeddingExtractor(FeatureExtractor):
         if not texts:
             return np.zeros((0, self.dim or 0), np.float32)
         # One call: llama-cpp-python packs the texts into n_batch-sized batches, one sequence
-        # each, and pools per sequence (the same vectors as one call per text, fewer passes).
+        # each, and pools per sequence (the same vectors as one call per text; measured no
+        # faster on IEMOCAP, see benchmarks/NOTES.md).
         vectors, count = self._load().embed(texts, normalize=True, truncate=True, return_count=True)
         self.tokens += int(count)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
