@@ -16,7 +16,8 @@ ALL_CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 # Pipeline configs (lantern-*.yaml) run end to end in tests/test_pipeline.py.
 CONFIGS = [p for p in ALL_CONFIGS if not p.name.startswith("lantern-")]
 DATA = {"iemocap": "IEMOCAP_ERC_joined/iemocap_erc_utterances.csv", "meld": "MELD_declare-lab/MELD",
-        "emorynlp": "MELD_declare-lab/emorynlp", "dailydialog": "conv-emotion_RECCON/dailydialog_train.json"}
+        "emorynlp": "MELD_declare-lab/emorynlp", "dailydialog": "conv-emotion_RECCON/dailydialog_train.json",
+        "ravdess": "RAVDESS_speech_16k"}
 
 
 def _corpora(cfg: dict) -> list[str]:

@@ -98,6 +98,10 @@ def test_classification_report():
     assert r["per_class_f1"]["sad"] == 0.0
     assert r["support"] == {"neu": 3, "hap": 3, "sad": 0}
     assert r["confusion_matrix"] == [[2, 1, 0], [1, 2, 0], [0, 0, 0]]
+    # UAR over the classes present = scikit-learn's balanced accuracy; WAR = accuracy
+    assert r["uar"] == pytest.approx(100 * skm.balanced_accuracy_score(y_true, y_pred))
+    assert r["war"] == pytest.approx(100 * skm.recall_score(y_true, y_pred, labels=[0, 1],
+                                                            average="weighted"))
     import json
     json.dumps(r)   # plain Python types only
 

@@ -17,6 +17,9 @@ _DEFS = {
     "Sad": "sad: unhappy, hurt", "Powerful": "powerful: confident, proud",
     "Scared": "scared: afraid, anxious",
     "happiness": "happiness: happy, pleased",
+    "calm": "calm: relaxed, at ease", "happy": "happy: pleased, joyful",
+    "angry": "angry: annoyed, hostile, furious", "fearful": "fearful: scared, anxious",
+    "surprised": "surprised: astonished, caught off guard",
 }
 
 
@@ -34,6 +37,8 @@ EMORYNLP_7 = label_set("emorynlp7", ("Joyful", "Mad", "Peaceful", "Neutral", "Sa
 DAILYDIALOG_7 = label_set("dailydialog7", ("neutral", "happiness", "surprise", "anger", "sadness", "disgust", "fear"))
 # The space every corpus maps into (lantern.data.label_mapping): Ekman's six plus neutral.
 SHARED_7 = label_set("shared7", ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust"))
+# RAVDESS emotion codes 01-08, in code order.
+RAVDESS_8 = label_set("ravdess8", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
 
 LABEL_SETS = {ls.name: ls for ls in (IEMOCAP_6WAY, IEMOCAP_4WAY_MERGE, IEMOCAP_4WAY_DROP,
-                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7)}
+                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7, RAVDESS_8)}

@@ -135,13 +135,15 @@ def percent_scores(y_true, y_pred, n_classes: int) -> dict[str, float]:
 def classification_report(y_true, y_pred, class_names: Sequence[str]) -> dict:
     """Everything a result file needs about a classifier, percentages for the scores.
 
-    Keys: ``n``, ``accuracy`` and ``weighted_f1`` (percent), ``per_class_f1`` (percent,
-    by class name), ``support`` (true count by class name), ``confusion_matrix`` (nested
-    lists; row = true class, column = predicted class).
+    Keys: ``n``, ``accuracy`` and ``weighted_f1`` (percent), ``uar`` (unweighted average
+    recall: the mean recall of the classes present; percent) and ``war`` (weighted average
+    recall, which equals accuracy; kept under the name speech papers use), ``per_class_f1``
+    (percent, by class name), ``support`` (true count by class name), ``confusion_matrix``
+    (nested lists; row = true class, column = predicted class).
 
     >>> r = classification_report([0, 0, 1, 1], [0, 1, 1, 1], ["neu", "ang"])
-    >>> r["accuracy"], round(r["weighted_f1"], 2), r["support"]
-    (75.0, 73.33, {'neu': 2, 'ang': 2})
+    >>> r["accuracy"], round(r["weighted_f1"], 2), r["support"], r["uar"]
+    (75.0, 73.33, {'neu': 2, 'ang': 2}, 75.0)
     >>> r["per_class_f1"]["ang"], r["confusion_matrix"]
     (80.0, [[1, 1], [0, 2]])
     """
@@ -155,10 +157,14 @@ def classification_report(y_true, y_pred, class_names: Sequence[str]) -> dict:
     f1 = _f1_from_cm(cm)
     support = cm.sum(axis=1)
     n = int(support.sum())
+    present = support > 0
+    recall = np.diag(cm)[present] / support[present]
     return {
         "n": n,
         "accuracy": 100.0 * float(np.trace(cm)) / n,
         "weighted_f1": 100.0 * float(np.sum(f1 * support) / n),
+        "uar": 100.0 * float(recall.mean()),
+        "war": 100.0 * float(np.sum(recall * support[present]) / n),
         "per_class_f1": {name: 100.0 * float(v) for name, v in zip(names, f1)},
         "support": {name: int(s) for name, s in zip(names, support)},
         "confusion_matrix": cm.tolist(),

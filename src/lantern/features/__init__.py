@@ -13,6 +13,8 @@ name                      dim    what
                                  L2-normalised, of ``"{speaker}: {text}"``
 ``audio:egemaps``         88     openSMILE eGeMAPSv02 functionals of ``media["audio"]``
 ``audio:compare``         6373   openSMILE ComParE_2016 functionals of ``media["audio"]``
+``audio:whisper``         1024   Whisper-base encoder states (CTranslate2, unpadded) of
+                                 ``media["audio"]``, mean+std pooled over time
 ``audio:iemocap8``        8      pass-through of the IEMOCAP table's 8 acoustic descriptors
 ``visual:face``           59     52 MediaPipe blendshapes + 7 FER-2013 probabilities of
                                  ``media["video"]`` (frames averaged) or ``media["image"]``
@@ -47,6 +49,7 @@ FEATURES.register("text:st", "lantern.features.text:SentenceTransformerExtractor
 FEATURES.register("text:qwen", "lantern.features.llm_embed:LlamaEmbeddingExtractor")
 FEATURES.register("audio:egemaps", "lantern.features.audio:EGeMAPSExtractor")
 FEATURES.register("audio:compare", "lantern.features.audio:ComParEExtractor")
+FEATURES.register("audio:whisper", "lantern.features.whisper_encoder:WhisperEncoderExtractor")
 FEATURES.register("audio:iemocap8", "lantern.features.table:StoredFeatureExtractor")
 FEATURES.register("visual:face", "lantern.features.face:FaceExtractor")
 

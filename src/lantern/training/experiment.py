@@ -40,6 +40,7 @@ class TextEncoderSection:
 def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = True):
     """Dataset (limited for smoke runs), features attached, and the feature-extraction stats."""
     from lantern.features import attach_features
+    from lantern.features.normalise import apply_feature_norm
 
     ds_cfg = dict(cfg["dataset"])
     ds = load_dataset(ds_cfg.pop("name"), **ds_cfg).limit(limit)
@@ -57,6 +58,9 @@ def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = T
         encoder_card = ensure_text_encoder(source, encoder_cfg, progress)
         options.setdefault("text:st", {})["model_path"] = encoder_cfg["path"]
     stats = attach_features(ds, list(cfg["features"].values()), options=options, progress=progress)
+    # after the cache: normalised vectors are never written back to it (the config records it)
+    apply_feature_norm(cfg.get("feature_norm"), [u for s in ds.splits for u in ds.utterances(s)],
+                       list(cfg["features"].values()))
     return ds, options, stats, encoder_card
 
 
@@ -243,7 +247,7 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
     y, p, vt, vp = label_arrays(rows_by_split["test"], classes)
     report = classification_report(y, p.argmax(1), list(classes))
     metrics = {"accuracy": report["accuracy"], "weighted_f1": report["weighted_f1"],
-               "per_class_f1": report["per_class_f1"]}
+               "uar": report["uar"], "war": report["war"], "per_class_f1": report["per_class_f1"]}
     if ds.vad_scale is not None and np.isfinite(vt).any():
         metrics["vad"] = vad_report(vt, vp)
     cross = {"cross_corpus": cross_corpus_seed(bundle, corpora, seed_dir / "cross_corpus")} \
