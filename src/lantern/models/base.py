@@ -32,7 +32,10 @@ class Batch:
     label_options: (B, T, K) bool, the classes a coarse label allows (an utterance of another
     corpus whose class is one of several here: :mod:`lantern.data.mix`), or None when no
     utterance of the batch has one; weights: (B, T) float, each utterance's weight in the
-    classification loss (``meta["weight"]``, a mix's per-corpus weight), or None when all are 1.
+    classification loss (``meta["weight"]``, a mix's per-corpus weight), or None when all are 1;
+    texts: (B, T) the utterances' words, for models that read them (Emotion-LLaMA's prompt);
+    reasons: (B, T) reason captions (``meta["reason"]``, None where absent), training only,
+    or None when no utterance of the batch has one.
     """
 
     features: dict[str, torch.Tensor]
@@ -44,6 +47,8 @@ class Batch:
     utterance_ids: list[list[str]] = field(default_factory=list)
     label_options: torch.Tensor | None = None
     weights: torch.Tensor | None = None
+    texts: list[list[str]] = field(default_factory=list)
+    reasons: list[list[str | None]] | None = None
 
     @property
     def lengths(self) -> torch.Tensor:

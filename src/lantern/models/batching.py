@@ -69,8 +69,8 @@ def speaker_indices(dialogue: Dialogue) -> list[int]:
 def collate(dialogues: list[Dialogue], spec: FeatureSpec,
             vad_scale: tuple[float, float] | None, n_classes: int | None = None) -> Batch:
     """Pad ``dialogues`` into a batch; with ``n_classes`` (training only: inference has no use
-    for them), coarse labels (``meta["label_options"]``) become ``label_options`` and loss
-    weights (``meta["weight"]``) ``weights``."""
+    for them), coarse labels (``meta["label_options"]``) become ``label_options``, loss
+    weights (``meta["weight"]``) ``weights`` and reason captions (``meta["reason"]``) ``reasons``."""
     if not dialogues:
         raise ValueError("cannot collate an empty list of dialogues")
     B, T = len(dialogues), max(len(d) for d in dialogues)
@@ -105,5 +105,9 @@ def collate(dialogues: list[Dialogue], spec: FeatureSpec,
         weights = torch.ones(B, T)
         for b, d in enumerate(dialogues):
             weights[b, :len(d)] = torch.tensor([float(u.meta.get("weight", 1.0)) for u in d])
+    reasons = None
+    if n_classes is not None and any(u.meta.get("reason") for d in dialogues for u in d):
+        reasons = [[u.meta.get("reason") or None for u in d] for d in dialogues]
     return Batch(feats, mask, speakers, labels, vad, [d.id for d in dialogues],
-                 [[u.id for u in d] for d in dialogues], options, weights)
+                 [[u.id for u in d] for d in dialogues], options, weights,
+                 [[u.text for u in d] for d in dialogues], reasons)

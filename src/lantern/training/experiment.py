@@ -215,6 +215,8 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
     """One seed: fit on train (selecting on valid), save the bundle and every split's
     predictions, score test (and the ``corpora``). Returns the per-seed entry and the test
     confusion matrix."""
+    import inspect
+
     import torch
 
     from lantern.evaluation.metrics import classification_report, vad_report
@@ -234,6 +236,11 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
                                 if k not in ("seeds", "threads", "output_dir", "config_dir")}, limit)
     train_cfg = TrainingConfig.from_dict({**(cfg.get("training") or {}), "seed": seed})
     torch.manual_seed(seed)
+    if "label_words" in inspect.signature(MODELS.get(model_name)).parameters:
+        from lantern.llm.slots import Verbaliser   # a model that reads label words (Emotion-LLaMA)
+
+        model_cfg.setdefault("label_words", list(Verbaliser.for_label_set(
+            classes, ds.label_set.descriptions).words))
     model = MODELS.create(model_name, spec.dims(), len(classes), n_speakers, **model_cfg)
     trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
                       ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint)

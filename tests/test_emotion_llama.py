@@ -1,0 +1,106 @@
+"""Emotion-LLaMA (issue #12): projectors + LoRA into the real SmolLM2-135M, label words scored
+at the answer slot, only the trained part saved."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lantern.models.base import Batch
+
+WORDS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    pytest.importorskip("gguf")
+    pytest.importorskip("accelerate")
+    from lantern.llm import model_status
+
+    if not model_status("smollm2-135m").get("installed"):
+        pytest.skip("SmolLM2-135M is not installed (bash scripts/setup_llm.sh)")
+    from lantern.models.emotion_llama import EmotionLlama
+
+    torch.manual_seed(0)
+    return EmotionLlama({"audio": 16}, 8, label_words=WORDS)
+
+
+def _batch(n=4, reasons=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Batch({"audio": torch.randn(n, 1, 16, generator=g)}, torch.ones(n, 1, dtype=torch.bool),
+                 torch.zeros(n, 1, dtype=torch.long), torch.arange(n).view(n, 1) % 8,
+                 torch.full((n, 1, 3), float("nan")), texts=[["Kids are talking by the door."]] * n,
+                 reasons=reasons)
+
+
+def test_the_prompt_follows_the_paper_template(model):
+    pieces = model.prompt_pieces("Kids are talking by the door.", ["audio"])
+    text = "".join(p if p != "audio" else "<A>" for p in pieces)
+    assert ("<feature><A></feature> The person in video says: Kids are talking by the door. "
+            "[emotion] ") in text
+    assert "<video>" not in text and text.endswith("<|im_start|>assistant\n")
+    both = "".join(model.prompt_pieces("hi", ["audio", "image"], task="reason"))
+    assert both.index("<video>image</video> <feature>audio</feature>") > 0 and "[reason]" in both
+
+
+def test_label_words_are_scored_over_their_surface_forms(model):
+    logits = torch.randn(3, model.llm.config.vocab_size)
+    scores = model.class_scores(logits)
+    logp = torch.log_softmax(logits, -1)
+    ids = model.class_token_ids[2]            # "happy": happy, Happy, " happy", " Happy"
+    assert len(ids) >= 2
+    assert torch.allclose(scores[:, 2], torch.log(logp[:, ids].exp().sum(-1)), atol=1e-5)
+    assert (scores.exp().sum(-1) <= 1 + 1e-5).all()   # the mass on label tokens, at most 1
+
+
+def test_lora_starts_as_the_base_model_and_only_the_trained_part_is_saved(model, tmp_path):
+    from lantern.models.base import VanillaModel
+    from lantern.models.emotion_llama import load_base_llm
+
+    model.eval()
+    base, _ = load_base_llm("smollm2-135m")
+    embeds = model._embed_prompt(model.prompt_pieces("Hello.", ["audio"]), {"audio": torch.randn(16)})
+    with torch.no_grad():
+        a = model.llm(inputs_embeds=embeds[None]).logits
+        b = base(inputs_embeds=embeds[None]).logits
+    assert torch.allclose(a, b, atol=1e-4)                       # B = 0 at the start
+    keys = list(model.state_dict())
+    assert all(k.startswith("project.") or ".lora_" in k for k in keys)
+    assert sum(".lora_a." in k for k in keys) == model.n_lora == 2 * model.llm.config.num_hidden_layers
+    with torch.no_grad():
+        for k, v in model.named_parameters():
+            if ".lora_b." in k:
+                v.add_(0.01)                                     # as if trained
+    saved = model.save_pretrained(tmp_path / "m")
+    assert (saved / "model.safetensors").stat().st_size < 10_000_000
+    loaded = VanillaModel.from_pretrained(saved)
+    batch = _batch()
+    with torch.no_grad():
+        assert torch.allclose(loaded(batch).logits, model(batch).logits, atol=1e-5)
+    import json
+    cfg = json.loads((saved / "config.json").read_text())
+    assert cfg["model_type"] == "emotion-llama" and len(cfg["base_llm"]["sha256"]) == 64
+    with pytest.raises(Exception, match="do not match"):
+        loaded.load_state_dict({"project.audio.2.weight": torch.zeros(1)})
+
+
+def test_training_steps_lower_the_loss_and_reasons_add_a_language_model_loss(model):
+    torch.manual_seed(0)
+    model.train()
+    batch = _batch(reasons=[["The voice is loud and tense."]] * 4)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3)
+    losses = []
+    for _ in range(4):
+        out = model(batch)
+        assert out.aux_loss is not None and out.aux_loss.item() > 0
+        loss = torch.nn.functional.cross_entropy(out.logits[:, 0], batch.labels[:, 0]) + out.aux_loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(p.grad is None for n, p in model.named_parameters() if n.endswith("base.weight"))
+    model.eval()
+    reason = model.explain({"audio": torch.randn(16)}, "Kids are talking by the door.", max_tokens=8)
+    assert isinstance(reason, str) and 0 < len(model._encode(reason)) <= 8
