@@ -303,6 +303,7 @@ def cmd_benchmarks(args) -> int:
 # --- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     import lantern
+    from lantern.annotate.cli import add_parser as add_annotate_parser
     from lantern.features.cli import add_parser as add_features_parser
     from lantern.llm.cli import add_parser as add_llm_parser
 
@@ -313,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_parsers(sub)
     add_features_parser(sub)
     add_llm_parser(sub)
+    add_annotate_parser(sub)
     _add_train_parser(sub)
     _add_saved_model_parsers(sub)
     _add_pipeline_parsers(sub)

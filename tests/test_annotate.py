@@ -1,0 +1,116 @@
+"""MERR-lite annotation (issue #12): action units from blendshapes, tone of voice, captions,
+reason filters, the MERR layout and resuming an interrupted run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import require_data
+from lantern.annotate.action_units import AUTimeline, au_scores, pseudo_label
+from lantern.annotate.merr import ClipAnnotation, annotate, check_reason, read_done
+from lantern.data.dialogues import Utterance
+from lantern.llm.base import ChatResponse, LLM
+
+MERR_KEYS = {"AU_list", "visual_prior_list", "audio_prior_list", "peak_index", "peak_AU_list",
+             "pseu_emotion", "caption", "smp_reason_caption", "text"}
+
+
+def test_timeline_frequent_aus_peak_frame_and_pseudo_label():
+    smile = au_scores({"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "cheekSquintLeft": 0.6,
+                       "cheekSquintRight": 0.6})
+    weak = au_scores({"mouthSmileLeft": 0.3, "mouthSmileRight": 0.3})
+    t = AUTimeline([weak, None, smile, weak])
+    assert t.face_frames == [0, 2, 3]
+    assert t.frequent() == ["AU6", "AU12"]          # AU6 active in 1 of 3 face frames (>= 30 %)
+    assert t.peak_index() == 2 and set(t.active_at(2)) == {"AU6", "AU12"}
+    assert pseudo_label(set(t.active_at(2))) == "happy"
+    assert pseudo_label({"AU1", "AU2", "AU4", "AU5", "AU7", "AU20", "AU26"}) == "fear"  # longest wins
+    assert pseudo_label(set()) == "neutral" and AUTimeline([None]).peak_index() is None
+
+
+@pytest.mark.parametrize("reason, status", [
+    ("The loud, tense voice shows anger.", "ok"),
+    ("Her raised voice sounds angry and sharp.", "ok"),
+    ("I'm sorry, I cannot tell from these clues.", "refusal"),
+    ("The soft voice suggests she is sad.", "contradiction"),   # another class, never the label
+    ("", "refusal"),
+])
+def test_reason_filters(reason, status):
+    assert check_reason(reason, "angry", ["neutral", "happy", "sad", "angry"]) == status
+
+
+class Writer(LLM):
+    """A stand-in reason writer that counts its calls (a fake belongs in unit tests only)."""
+
+    backend, model_id = "scripted", "scripted"
+
+    def __init__(self, stop_after=None):
+        self.calls, self.stop_after = 0, stop_after
+
+    def chat(self, request):
+        if self.stop_after is not None and self.calls >= self.stop_after:
+            raise KeyboardInterrupt   # the run is killed mid-way
+        self.calls += 1
+        label = request.messages[-1]["content"].split("The person's emotion is: ")[1].split(".")[0]
+        return ChatResponse(json.dumps({"reason": f"The clues fit someone {label}."}), 50, 12, 0.01,
+                            "stop", "scripted")
+
+
+def _clips(tmp_path, n=5):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    utts = []
+    for i in range(n):
+        path = tmp_path / f"clip{i}.wav"
+        t = np.arange(16000) / 16000
+        sf.write(path, (0.1 * (1 + i) * np.sin(2 * np.pi * (150 + 40 * i) * t)
+                        + 0.01 * rng.standard_normal(16000)).astype(np.float32), 16000)
+        utts.append(Utterance(f"c{i}", "A", "Kids are talking by the door.", media={"audio": str(path)}))
+    return utts
+
+
+def test_annotate_writes_the_merr_layout_and_resumes_without_repeating_calls(tmp_path):
+    from lantern.llm.cache import LLMCache
+
+    pytest.importorskip("opensmile")
+    utts = _clips(tmp_path)
+    labels = ["angry", "sad", "happy", "neutral", "angry"]
+    out = tmp_path / "ann"
+    cache = LLMCache(tmp_path / "llm.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        annotate(utts, labels, out, classes=["neutral", "happy", "sad", "angry"],
+                 llm=Writer(stop_after=2), cache=cache, progress=False)
+    assert len(read_done(out / "annotations.jsonl")) == 2
+    with open(out / "annotations.jsonl", "a") as f:
+        f.write('{"name": "c2", "text": ')           # a line torn by the kill
+    writer = Writer()
+    summary = annotate(utts, labels, out, classes=["neutral", "happy", "sad", "angry"], llm=writer,
+                       cache=cache, progress=False)
+    assert writer.calls == 3 and summary["resumed"] == 2 and summary["reasons"]["ok"] == 5
+    merr = json.loads((out / "merr.json").read_text())
+    assert list(merr) == [u.id for u in utts]
+    assert MERR_KEYS <= set(merr["c0"])
+    assert merr["c1"]["smp_reason_caption"] == "The clues fit someone sad."
+    assert merr["c0"]["AU_list"] == [] and "audio only" in merr["c0"]["caption"]
+    assert any("vision-language" in n for n in merr["c0"]["notes"])
+    assert all(merr[c]["audio_prior_list"] for c in merr)
+    assert ClipAnnotation.from_dict({"name": "x", "text": "", "label": None, "extra": 1}).name == "x"
+
+
+@pytest.mark.data
+def test_a_real_video_clip_gets_action_units_and_a_caption(tmp_path):
+    pytest.importorskip("mediapipe")
+    clip = require_data("MER2023_example_clips_Emotion-LLaMA/examples/sample_00000338.mp4")
+    from lantern.predict.media import extract_audio
+
+    wav = extract_audio(clip, tmp_path / "a.wav")
+    u = Utterance("mer338", "S1", "It's all right.", media={"video": str(clip), "audio": str(wav)})
+    summary = annotate([u], [None], tmp_path / "ann", progress=False)
+    ann = json.loads((tmp_path / "ann" / "merr.json").read_text())["mer338"]
+    assert summary["reasons"]["skipped"] == 1
+    assert ann["peak_index"] is not None and ann["pseu_emotion"] is not None
+    assert ann["caption"].startswith(f"This person in the video is {ann['pseu_emotion']}; expression")
