@@ -114,3 +114,23 @@ def test_a_real_video_clip_gets_action_units_and_a_caption(tmp_path):
     assert summary["reasons"]["skipped"] == 1
     assert ann["peak_index"] is not None and ann["pseu_emotion"] is not None
     assert ann["caption"].startswith(f"This person in the video is {ann['pseu_emotion']}; expression")
+
+
+def test_training_reads_reasons_from_a_merr_file(tmp_path):
+    from lantern.data.dialogues import Dialogue, EmotionDataset, LabelSet
+    from lantern.errors import ConfigError
+    from lantern.training.experiment import attach_reasons
+
+    (tmp_path / "merr.json").write_text(json.dumps({
+        "a": {"caption": "This person is angry; ...", "smp_reason_caption": "A loud voice."},
+        "b": {"caption": "This person is sad; ...", "smp_reason_caption": None}}))
+    ls = LabelSet("x", ("angry", "sad"))
+    ds = EmotionDataset("t", ls, {"train": [Dialogue("a", [Utterance("a", "A", "", 0)]),
+                                            Dialogue("b", [Utterance("b", "A", "", 1)]),
+                                            Dialogue("c", [Utterance("c", "A", "", 1)])],
+                                  "valid": [], "test": []})
+    out = attach_reasons(ds, {"path": "merr.json"}, config_dir=str(tmp_path))
+    assert out["train_utterances_with_reason"] == 2
+    assert [u.meta.get("reason") for u in ds.utterances("train")] == ["A loud voice.", "This person is sad; ...", None]
+    with pytest.raises(ConfigError, match="reasons.field"):
+        attach_reasons(ds, {"path": str(tmp_path / "merr.json"), "field": "text"})

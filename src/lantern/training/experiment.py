@@ -61,7 +61,33 @@ def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = T
     # after the cache: normalised vectors are never written back to it (the config records it)
     apply_feature_norm(cfg.get("feature_norm"), [u for s in ds.splits for u in ds.utterances(s)],
                        list(cfg["features"].values()))
+    if cfg.get("reasons"):
+        stats["reasons"] = attach_reasons(ds, cfg["reasons"], cfg.get("config_dir"))
     return ds, options, stats, encoder_card
+
+
+def attach_reasons(ds: EmotionDataset, spec: dict, config_dir: str | None = None) -> dict:
+    """``reasons: {path: merr.json, field: smp_reason_caption}``: each train utterance whose id
+    is in the MERR annotation file gets ``meta["reason"]`` (the field, or the coarse caption
+    where the field is empty), which trains Emotion-LLaMA's ``[reason]`` task. A relative path
+    is read from the repository root, or beside the config."""
+    from lantern.annotate.merr import annotated_reasons
+
+    if not isinstance(spec, dict) or "path" not in spec:
+        raise ConfigError("reasons: needs {path: <merr.json>, field: smp_reason_caption | caption}")
+    path = Path(spec["path"])
+    if not path.is_absolute() and not path.exists() and config_dir:
+        path = Path(config_dir) / path
+    field_name = spec.get("field", "smp_reason_caption")
+    if field_name not in ("smp_reason_caption", "caption"):
+        raise ConfigError(f"reasons.field must be smp_reason_caption or caption, got {field_name!r}")
+    reasons = annotated_reasons(path, field_name)
+    n = 0
+    for u in ds.utterances("train"):
+        if reasons.get(u.id):
+            u.meta["reason"] = reasons[u.id]
+            n += 1
+    return {"path": str(spec["path"]), "field": field_name, "train_utterances_with_reason": n}
 
 
 def train_dataset_name(ds: EmotionDataset) -> str:
