@@ -104,3 +104,46 @@ def test_training_steps_lower_the_loss_and_reasons_add_a_language_model_loss(mod
     model.eval()
     reason = model.explain({"audio": torch.randn(16)}, "Kids are talking by the door.", max_tokens=8)
     assert isinstance(reason, str) and 0 < len(model._encode(reason)) <= 8
+
+
+@pytest.mark.data
+def test_predict_with_a_trained_emotion_llama_gives_labels_probabilities_and_reasons(tmp_path, data_root):
+    """Train the recipe on two clips per split, then `lantern predict --system emotion-llama`
+    on a folder of two real RAVDESS clips (transcribed by Whisper)."""
+    import csv
+    import shutil
+
+    pytest.importorskip("faster_whisper")
+    from conftest import REPO, require_data
+    from lantern.config import load_config
+    from lantern.errors import ConfigError
+    from lantern.predict import PredictSettings, predict
+    from lantern.training.experiment import run_experiment
+
+    folder = require_data("RAVDESS_speech_16k/Actor_16")
+    cfg = load_config(REPO / "configs" / "ravdess" / "emotion-llama.yaml",
+                      ["seeds=[0]", "training.epochs=1", f"output_dir={tmp_path / 'run'}",
+                       f"dataset.data_root={data_root}"])
+    result = run_experiment(cfg, limit=2, progress=False)
+    saved = tmp_path / "run-limit2" / "seed0" / "model"
+    assert result["method"] == "vanilla" and saved.is_dir()
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("03-01-05-02-01-01-16.flac", "03-01-03-02-02-01-16.flac"):   # angry, happy
+        shutil.copy(folder / name, clips / name)
+    settings = PredictSettings(model=str(saved), system="emotion-llama", progress=False, reason_tokens=12)
+    out = predict(clips, tmp_path / "out", settings)
+    doc = out.document
+    assert doc["system"] == "emotion-llama" and doc["llm"] is None
+    assert len(doc["utterances"]) == 2
+    for u in doc["utterances"]:
+        assert u["refined"] is None and u["final"] in doc["classes"]
+        assert abs(sum(u["vanilla"]["probs"].values()) - 1) < 1e-3
+        assert isinstance(u["reason"], str) and u["reason"]
+    rows = list(csv.DictReader(out.csv_path.open()))
+    assert rows[0]["reason"] == doc["utterances"][0]["reason"]
+    assert 'class="why"' in out.report_path.read_text()
+    with pytest.raises(ConfigError, match="needs --model"):
+        PredictSettings(system="emotion-llama")
+    with pytest.raises(ConfigError, match="use --system emotion-llama"):
+        predict(clips, tmp_path / "out2", PredictSettings(model=str(saved), llm="off", progress=False))

@@ -255,7 +255,8 @@ def cmd_predict(args) -> int:
         window=args.window, stride=args.stride, include_vad=not args.no_vad,
         max_duration_s=args.max_duration, language=args.language, task=args.task,
         speaker=args.speaker, report=not args.no_report, progress=not args.no_progress,
-        max_text_chars=args.max_text_chars, max_utterances=args.max_utterances)
+        max_text_chars=args.max_text_chars, max_utterances=args.max_utterances,
+        system=args.system)
     out = args.out or str(Path("runs") / "predict" / Path(args.input).stem)
     result = predict(args.input, out, settings)
     doc = result.document
@@ -402,6 +403,9 @@ def _add_predict_parser(sub) -> None:
     p.add_argument("input", help="a conversation file (.jsonl/.json/.csv, docs/conversation-format.md), "
                    "a folder of per-utterance audio/video clips, or one audio/video recording")
     p.add_argument("--out", help="output folder (default runs/predict/<input name>)")
+    p.add_argument("--system", choices=("lantern", "emotion-llama"), default="lantern",
+                   help="lantern: vanilla model + LLM refinement (default); emotion-llama: a saved "
+                        "emotion-llama model (--model) names the emotion from voice (and words) and says why")
     p.add_argument("--model", help="a saved vanilla model folder or a shipped model name (default: iemocap-6way-text)")
     p.add_argument("--llm", choices=LLM_CHOICES, default=EMBEDDED,
                    help="LLM refinement: embedded llama.cpp (default), an OpenAI-compatible server, or off")

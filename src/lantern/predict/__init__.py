@@ -30,6 +30,9 @@ from lantern.predict.inputs import (DEFAULT_MAX_DURATION_S, DEFAULT_MAX_INPUT_BY
 from lantern.receptive_fields import DEFAULT_STRIDE, DEFAULT_WINDOW
 from lantern.records import PredictionRow
 
+#: what ``--system`` chooses: the vanilla model + Lantern's LLM refinement, or Emotion-LLaMA
+#: (a saved ``emotion-llama`` model: label and probabilities read from its LLM, plus a reason)
+SYSTEMS = ("lantern", "emotion-llama")
 
 
 @dataclass
@@ -57,8 +60,15 @@ class PredictSettings:
     max_utterances: int | None = DEFAULT_MAX_UTTERANCES
     max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES
     media_paths: bool = True          # False (web app): refuse media paths inside the input
+    system: str = "lantern"           # lantern | emotion-llama (see SYSTEMS)
+    reason_tokens: int = 48           # emotion-llama: the reason's token cap
 
     def __post_init__(self):
+        if self.system not in SYSTEMS:
+            raise ConfigError(f"unknown system {self.system!r}; choose one of {', '.join(SYSTEMS)}")
+        if self.system == "emotion-llama" and not self.model:
+            raise ConfigError("--system emotion-llama needs --model: a saved emotion-llama model folder "
+                              "(lantern train configs/ravdess/emotion-llama.yaml writes one per seed)")
         if self.llm not in LLM_CHOICES:
             raise ConfigError(f"unknown llm {self.llm!r}; choose one of {', '.join(LLM_CHOICES)}")
         if self.llm == OPENAI and not self.base_url and "base_url" not in self.llm_options:
@@ -130,6 +140,10 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
+    if settings.system == "emotion-llama":   # its own LLM answers; no refinement stage
+        from dataclasses import replace
+
+        settings, llm = replace(settings, llm=LLM_OFF), None
     own_llm = llm is None and settings.llm != LLM_OFF
     if own_llm:
         llm = make_llm(settings)
@@ -138,6 +152,9 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
             check_llm(llm)   # before hours of transcription and features, not after
         bundle = load_bundle(settings.model)
         label_set, vad_scale, model_info = bundle.label_set, bundle.vad_scale, bundle.info()
+        if (bundle.model.model_type == "emotion-llama") != (settings.system == "emotion-llama"):
+            raise ConfigError(f"{settings.model or 'the shipped model'} is a {bundle.model.model_type!r} "
+                              f"model; use --system {'emotion-llama' if bundle.model.model_type == 'emotion-llama' else 'lantern'}")
         inp = load_input(input_path, max_duration_s=settings.max_duration_s,
                          language=settings.language, task=settings.task, speaker=settings.speaker,
                          progress=settings.progress, workdir=out_dir / "work",
@@ -146,9 +163,14 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
                          max_input_bytes=settings.max_input_bytes, media_paths=settings.media_paths)
         try:
             timings["transcription"] = inp.seconds
+            if settings.system == "emotion-llama":
+                _audio_of_videos(inp.dialogues)
             timings["features"], feature_stats = _timed(_features, inp.dialogues, bundle,
                                                         settings.progress)
             timings["vanilla"], rows = _timed(lambda: list(bundle.prediction_rows(inp.dialogues)))
+            reasons = None
+            if settings.system == "emotion-llama":
+                timings["reasons"], reasons = _timed(_reasons, inp.dialogues, bundle, settings.reason_tokens)
 
             refined, llm_summary = None, None
             timings["llm"] = 0.0
@@ -157,7 +179,8 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
                     _refine, rows, label_set, settings, llm, model_info)
 
             document = build_document(rows, inp, label_set, vad_scale, model_info, refined,
-                                      llm_summary, timings, settings.display_name or input_path)
+                                      llm_summary, timings, settings.display_name or input_path,
+                                      reasons=reasons, system=settings.system)
             document["features"] = feature_stats
             report_start = time.perf_counter()
             render_outputs(document, report=settings.report)   # timed; rendered again below
@@ -185,6 +208,27 @@ def _features(dialogues, bundle, progress: bool) -> dict:
 
     names = bundle.feature_names
     return attach_features(dialogues, names, options=bundle.feature_options_for(names), progress=progress)
+
+
+def _audio_of_videos(dialogues) -> None:
+    """A video's audio features read the 16 kHz track extracted from it (``meta["wav"]``)."""
+    for d in dialogues:
+        for u in d.utterances:
+            if "audio" not in u.media and u.meta.get("wav"):
+                u.media["audio"] = u.meta["wav"]
+
+
+def _reasons(dialogues, bundle, max_tokens: int) -> dict:
+    """Emotion-LLaMA's ``[reason]`` answer per utterance, by (dialogue id, utterance id)."""
+    import torch
+
+    spec, out = bundle.spec, {}
+    for d in dialogues:
+        for u in d.utterances:
+            vectors = {m: torch.from_numpy((u.features[name] - spec.mean[m]) / spec.std[m]).float()
+                       for m, name in spec.modalities.items()}
+            out[(d.id, u.id)] = bundle.model.explain(vectors, u.text or "", max_tokens)
+    return out
 
 
 def _refine(rows: list[PredictionRow], label_set, settings: PredictSettings, llm,

@@ -39,9 +39,10 @@ READABLE = {"hap": "happy", "sad": "sad", "neu": "neutral", "ang": "angry", "exc
 
 def build_document(rows: list[PredictionRow], inp, label_set, vad_scale, model_info: dict,
                    refined: dict | None, llm_summary: dict | None, timings: dict,
-                   input_path) -> dict:
+                   input_path, reasons: dict | None = None, system: str = "lantern") -> dict:
     """Assemble the document from the vanilla :class:`~lantern.records.PredictionRow` s and
-    the refined probabilities by (dialogue id, utterance id)."""
+    the refined probabilities by (dialogue id, utterance id); ``reasons`` (Emotion-LLaMA)
+    gives each utterance a ``reason``."""
     import lantern
 
     classes = list(label_set.classes)
@@ -54,7 +55,7 @@ def build_document(rows: list[PredictionRow], inp, label_set, vad_scale, model_i
                 "media": dict(u.media), "label": r.label,
                 "vanilla": {"label": r.top, "probs": dict(r.probs)},
                 "vad": dict(zip(("valence", "arousal", "dominance"), r.vad)),
-                "refined": None}
+                "refined": None, "reason": (reasons or {}).get(r.key)}
         if refined is not None:
             ref = refined[r.key]
             probs = {c: round(p, 6) for c, p in ref["probs"].items()}
@@ -73,6 +74,7 @@ def build_document(rows: list[PredictionRow], inp, label_set, vad_scale, model_i
     return {
         "lantern_version": lantern.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "system": system,
         "input": {"path": str(input_path), "kind": inp.kind},
         "classes": classes,
         "class_names": {c: READABLE.get(c, c) for c in classes},
@@ -118,7 +120,7 @@ def to_csv(document: dict) -> str:
     classes = document["classes"]
     header = ["dialogue_id", "utterance_id", "turn", "speaker", "start", "end", "text", "label",
               "vanilla_label", "refined_label", "final", "valence", "arousal", "dominance",
-              *[f"p_{c}" for c in classes], *[f"refined_p_{c}" for c in classes]]
+              *[f"p_{c}" for c in classes], *[f"refined_p_{c}" for c in classes], "reason"]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
@@ -131,7 +133,8 @@ def to_csv(document: dict) -> str:
                          u["vanilla"]["label"], ref.get("label", ""), u["final"],
                          *(round(u["vad"][k], 4) for k in ("valence", "arousal", "dominance")),
                          *(u["vanilla"]["probs"][c] for c in classes),
-                         *((ref["probs"][c] for c in classes) if ref else [""] * len(classes))])
+                         *((ref["probs"][c] for c in classes) if ref else [""] * len(classes)),
+                         safe(u.get("reason") or "")])
     return buf.getvalue()
 
 

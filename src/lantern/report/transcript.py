@@ -70,7 +70,9 @@ def _row(page: PageDocument, i: int, u: Mapping[str, Any]) -> str:
     if page.any_time:
         s, e = fmt_clock(u.get("start")), fmt_clock(u.get("end"))
         cells.append(f'<td class="time">{esc(s)}{"–" if s or e else ""}{esc(e)}</td>')
-    cells.append(f'<td class="txt">{esc(u.get("text") or "")}</td>')
+    reason = u.get("reason")
+    why = f'<div class="why">{esc(reason)}</div>' if reason else ""
+    cells.append(f'<td class="txt">{esc(u.get("text") or "")}{why}</td>')
     cells.append(_emotion_cell(page, u, final, probs))
     cells.append(f'<td class="num" data-k="p">{fmt_pct(page.prob_of(probs, final), 0)}</td>')
     for key, short in (("valence", "V"), ("arousal", "A"), ("dominance", "D")):
