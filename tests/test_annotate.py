@@ -134,3 +134,25 @@ def test_training_reads_reasons_from_a_merr_file(tmp_path):
     assert [u.meta.get("reason") for u in ds.utterances("train")] == ["A loud voice.", "This person is sad; ...", None]
     with pytest.raises(ConfigError, match="reasons.field"):
         attach_reasons(ds, {"path": str(tmp_path / "merr.json"), "field": "text"})
+
+
+def test_reason_judge_scores_are_typed_bounded_and_failures_counted():
+    from lantern.annotate.judge import judge_reasons
+
+    class Judge(LLM):
+        backend, model_id = "scripted", "judge"
+
+        def chat(self, request):
+            text = request.messages[1]["content"]     # the grading prompt (re-asks come after it)
+            if "gibberish" in text:
+                return ChatResponse('{"clue_overlap": 42, "label_overlap": 1}', 40, 9, 0.01, "stop", "judge")
+            score = 8 if "loud" in text.split("Explanation to grade:")[1] else 3
+            return ChatResponse(json.dumps({"clue_overlap": score, "label_overlap": score}), 40, 9,
+                                0.01, "stop", "judge")
+
+    refs = [("tone: loud", "angry"), ("tone: loud, fast", "angry")]
+    out = judge_reasons({"model": ["A loud voice: angry.", "gibberish"],
+                         "template": ["This person is angry.", "This person is angry."]}, refs, Judge())
+    assert out["model"].clue_overlap == 8 and out["model"].failed == 1   # 42 is out of range
+    assert out["template"].clue_overlap == 3 and out["template"].failed == 0
+    assert out["template"].prompt_tokens == 80
