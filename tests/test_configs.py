@@ -17,7 +17,7 @@ ALL_CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 CONFIGS = [p for p in ALL_CONFIGS if not p.name.startswith("lantern-")]
 DATA = {"iemocap": "IEMOCAP_ERC_joined/iemocap_erc_utterances.csv", "meld": "MELD_declare-lab/MELD",
         "emorynlp": "MELD_declare-lab/emorynlp", "dailydialog": "conv-emotion_RECCON/dailydialog_train.json",
-        "ravdess": "RAVDESS_speech_16k"}
+        "ravdess": "RAVDESS_speech_16k", "fer2013": "FER2013_test_images/test"}
 
 
 def _corpora(cfg: dict) -> list[str]:

@@ -132,3 +132,19 @@ def test_per_speaker_normalisation_uses_no_labels_and_keeps_cached_vectors(tmp_p
     assert apply_feature_norm("none", us, ["f"]) is None
     with pytest.raises(ConfigError, match="feature_norm"):
         apply_feature_norm("dialogue", us, ["f"])
+
+
+@pytest.mark.data
+def test_fer2013_own_folds_are_stratified_deterministic_and_disjoint(data_root):
+    from lantern.data.fer2013 import load_fer2013
+
+    require_data("FER2013_test_images/test")
+    ds = load_fer2013(data_root)
+    sizes = {s: len(ds.utterances(s)) for s in ds.splits}
+    assert sum(sizes.values()) == 3589 and sizes["train"] > 2400
+    ids = {s: {u.id for u in ds.utterances(s)} for s in ds.splits}
+    assert not (ids["train"] & ids["test"]) and not (ids["valid"] & ids["test"])
+    assert all(c > 0 for c in ds.label_counts("test").values())      # disgust too (55 images)
+    again = load_fer2013(data_root)
+    assert [u.id for u in again.utterances("test")] == [u.id for u in ds.utterances("test")]
+    assert ds.utterances("test")[0].media["image"].endswith(".jpg")

@@ -38,7 +38,9 @@ DAILYDIALOG_7 = label_set("dailydialog7", ("neutral", "happiness", "surprise", "
 # The space every corpus maps into (lantern.data.label_mapping): Ekman's six plus neutral.
 SHARED_7 = label_set("shared7", ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust"))
 # RAVDESS emotion codes 01-08, in code order.
+# FER2013 expressions, in the classic integer order.
+FER2013_7 = label_set("fer7", ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
 RAVDESS_8 = label_set("ravdess8", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
 
 LABEL_SETS = {ls.name: ls for ls in (IEMOCAP_6WAY, IEMOCAP_4WAY_MERGE, IEMOCAP_4WAY_DROP,
-                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7, RAVDESS_8)}
+                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7, RAVDESS_8, FER2013_7)}

@@ -194,7 +194,11 @@ def render_benchmarks(results: Sequence[dict]) -> str:
         has_gain = any(isinstance(r.get("gain_vs_vanilla"), dict) for r in rows)
         has_llm = any(isinstance(r.get("llm"), dict) for r in rows)
 
-        header = ["model", "method", "variant", "features", "accuracy", "weighted F1", "seeds",
+        # UAR (mean per-class recall) where results report it (speech emotion: RAVDESS);
+        # WAR, the speech papers' other figure, is the accuracy column.
+        has_uar = any(isinstance(r.get("metrics"), dict) and "uar" in r["metrics"] for r in rows)
+        header = ["model", "method", "variant", "features", "accuracy", "weighted F1",
+                  *(["UAR"] if has_uar else []), "seeds",
                   "utterances", "selection", "train s", "peak MB", "commit", "confusion"]
         if has_gain:
             header += ["Δ accuracy [95% CI]", "Δ weighted F1 [95% CI]"]
@@ -209,6 +213,7 @@ def render_benchmarks(results: Sequence[dict]) -> str:
             cells = [_cell(r.get("model", MISSING)), _cell(r.get("method", MISSING)),
                      _cell(r.get("variant", MISSING)), _cell(_features(r.get("features"))),
                      _mean_std(metrics.get("accuracy")), _mean_std(metrics.get("weighted_f1")),
+                     *([_mean_std(metrics.get("uar"))] if has_uar else []),
                      _n_seeds(r.get("seeds")), _integer(r.get("n_utterances")),
                      _cell(r.get("selection_split", MISSING)), _fixed(r.get("train_seconds"), 1),
                      _fixed(r.get("peak_memory_mb"), 0), _cell(_commit(r.get("git_commit"))),
