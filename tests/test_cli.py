@@ -83,3 +83,14 @@ def test_limited_runs_write_no_benchmark_result_unless_asked():
     assert _results_dir(Namespace(no_results=False, limit=2, results_dir="out")) == "out"
     assert _results_dir(Namespace(no_results=False, limit=None, results_dir=None)) == "benchmarks/results"
     assert _results_dir(Namespace(no_results=True, limit=None, results_dir="out")) is None
+
+
+def test_committed_results_link_figures_inside_the_repository():
+    """A result copied in from a worktree once kept its absolute /work/... figure path, which
+    BENCHMARKS.md then linked (scripts/import_results.py rewrites it)."""
+    import json
+
+    for path in sorted((REPO / "benchmarks" / "results").glob("*.json")):
+        png = json.loads(path.read_text()).get("confusion_png")
+        if png:
+            assert png.startswith("benchmarks/results/") and (REPO / png).exists(), (path.name, png)
