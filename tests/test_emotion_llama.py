@@ -147,3 +147,15 @@ def test_predict_with_a_trained_emotion_llama_gives_labels_probabilities_and_rea
         PredictSettings(system="emotion-llama")
     with pytest.raises(ConfigError, match="use --system emotion-llama"):
         predict(clips, tmp_path / "out2", PredictSettings(model=str(saved), llm="off", progress=False))
+
+
+def test_a_missing_modality_contributes_no_tokens(model):
+    model.eval()
+    b = _batch(2)
+    b.present = {"audio": torch.tensor([[True], [False]])}
+    with torch.no_grad():
+        out = model(b).logits[:, 0]
+        embeds = model._embed_prompt(model.prompt_pieces(b.texts[1][0], []), {})
+        alone = model.class_scores(model.llm(inputs_embeds=embeds[None]).logits[:, -1])
+    assert torch.allclose(out[1], alone[0], atol=1e-4)
+    assert not torch.allclose(out[0], out[1], atol=1e-4)

@@ -148,3 +148,37 @@ def test_fer2013_own_folds_are_stratified_deterministic_and_disjoint(data_root):
     again = load_fer2013(data_root)
     assert [u.id for u in again.utterances("test")] == [u.id for u in ds.utterances("test")]
     assert ds.utterances("test")[0].media["image"].endswith(".jpg")
+
+
+def test_optional_modalities_a_sample_has_whichever_it_has(tmp_path):
+    import torch
+
+    from lantern.data.dialogues import Dialogue, Utterance
+    from lantern.features import attach_features
+    from lantern.models.batching import FeatureSpec, collate
+
+    voiced = Utterance("v", "A", "", features={"audio:x": np.array([2.0, 4.0], np.float32),
+                                               "visual:x": np.array([1.0], np.float32)})
+    face_only = Utterance("f", "B", "", features={"visual:x": np.array([3.0], np.float32)})
+    train = [Dialogue("d1", [voiced]), Dialogue("d2", [face_only])]
+    mods = {"audio": "audio:x", "visual": "visual:x"}
+    with pytest.raises(DataError, match="audio:x"):
+        FeatureSpec.fit(mods, train)                        # not optional: a missing vector is an error
+    spec = FeatureSpec.fit(mods, train, optional=["audio"])
+    assert spec.mean["audio"].tolist() == [2.0, 4.0]         # statistics over the clips that have it
+    batch = collate(train, spec, None)
+    assert batch.present["audio"].tolist() == [[True], [False]] and "visual" not in batch.present
+    assert torch.equal(batch.features["audio"][1, 0], torch.zeros(2))
+    assert FeatureSpec.from_config(spec.to_config()).optional == ("audio",)
+    # an extractor of an optional modality skips utterances without its media, and counts them
+    import wave
+    path = tmp_path / "a.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes((np.sin(np.arange(16000) / 10) * 3000).astype("<i2").tobytes())
+    utts = [Utterance("a", "A", "", media={"audio": str(path)}), Utterance("i", "A", "", media={"image": "x.jpg"})]
+    pytest.importorskip("opensmile")
+    stats = attach_features(utts, ["audio:egemaps"], optional=["audio:egemaps"], progress=False, cache=False)
+    assert stats["audio:egemaps"]["missing"] == 1 and "audio:egemaps" not in utts[1].features
+    with pytest.raises(DataError, match="needs media"):
+        attach_features(utts, ["audio:egemaps"], progress=False, cache=False)

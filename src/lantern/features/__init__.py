@@ -97,7 +97,7 @@ def collect_utterances(data, splits: Iterable[str] | None = None) -> list:
 def attach_features(dataset_or_dialogues, names: list[str],
                     options: dict[str, dict] | None = None, cache: bool = True,
                     progress: bool = True, splits: Iterable[str] | None = None,
-                    cache_path=None) -> dict[str, dict]:
+                    cache_path=None, optional: Iterable[str] = ()) -> dict[str, dict]:
     """Fill ``u.features[name]`` for every utterance and every extractor in ``names``.
 
     ``dataset_or_dialogues``: an :class:`EmotionDataset` (``splits`` picks splits; default
@@ -108,6 +108,10 @@ def attach_features(dataset_or_dialogues, names: list[str],
     inputs are computed once (one cache transaction per batch, so an interrupted run keeps
     its finished batches). Every input is checked first (a missing file raises
     :class:`~lantern.errors.DataError` before any model loads).
+
+    Extractors named in ``optional`` skip the utterances that lack their input (an image has
+    no audio): those get no vector, and ``missing`` counts them; for any other extractor a
+    missing input is a :class:`~lantern.errors.DataError`.
 
     Returns, per extractor: ``n`` (utterances), ``unique`` (distinct inputs), ``computed``
     and ``from_cache`` (distinct inputs computed now / found in the cache), ``dim``,
@@ -130,7 +134,11 @@ def attach_features(dataset_or_dialogues, names: list[str],
                 use_store = cache and extractor.cacheable
                 if use_store and store is None:
                     store = FeatureCache(cache_path)
-                stats[name] = _attach_one(extractor, utterances, store if use_store else None, progress)
+                subset = utterances
+                if name in set(optional):
+                    subset = [u for u in utterances if extractor.has_input(u)]
+                stats[name] = _attach_one(extractor, subset, store if use_store else None, progress)
+                stats[name]["missing"] = len(utterances) - len(subset)
             finally:
                 extractor.close()
     finally:

@@ -48,6 +48,7 @@ class OpenSmileExtractor(FeatureExtractor):
     """
 
     modality = "audio"
+    input_media = ("audio",)
     version = 1
     batch_size = 8
     feature_set = "eGeMAPSv02"

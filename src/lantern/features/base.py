@@ -53,6 +53,13 @@ class FeatureExtractor:
     batch_size: int = 32
     #: False for pass-through extractors whose values already live on the utterance
     cacheable: bool = True
+    #: the ``utterance.media`` keys this extractor reads (any one suffices); empty: it reads
+    #: the utterance itself (text)
+    input_media: tuple[str, ...] = ()
+
+    def has_input(self, utterance) -> bool:
+        """Whether ``utterance`` has what this extractor reads (for optional modalities)."""
+        return not self.input_media or any((utterance.media or {}).get(k) for k in self.input_media)
 
     def options(self) -> dict[str, Any]:
         """Options that change the output (part of the cache identity)."""

@@ -99,6 +99,7 @@ class FaceExtractor(FeatureExtractor):
 
     name = "visual:face"
     modality = "visual"
+    input_media = ("video", "image")
     dim = len(FEATURE_NAMES)
     version = 1
     batch_size = 8

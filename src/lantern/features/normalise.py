@@ -35,7 +35,10 @@ def normalise_per_speaker(utterances, names) -> dict:
     for u in utterances:
         by_speaker[u.speaker].append(u)
     for name in names:
-        for group in by_speaker.values():
+        for everyone in by_speaker.values():
+            group = [u for u in everyone if name in u.features]   # an optional modality may be absent
+            if not group:
+                continue
             x = np.stack([np.asarray(u.features[name], np.float64) for u in group])
             mean, std = x.mean(axis=0), x.std(axis=0)
             std[std < 1e-6] = 1.0  # a constant feature (or a speaker with one utterance) stays centred

@@ -64,6 +64,7 @@ class WhisperEncoderExtractor(FeatureExtractor):
 
     name = "audio:whisper"
     modality = "audio"
+    input_media = ("audio",)
     version = 1
     batch_size = 16
 

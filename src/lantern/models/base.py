@@ -35,7 +35,8 @@ class Batch:
     classification loss (``meta["weight"]``, a mix's per-corpus weight), or None when all are 1;
     texts: (B, T) the utterances' words, for models that read them (Emotion-LLaMA's prompt);
     reasons: (B, T) reason captions (``meta["reason"]``, None where absent), training only,
-    or None when no utterance of the batch has one.
+    or None when no utterance of the batch has one; present: modality -> (B, T) bool for the
+    spec's optional modalities (False: the utterance lacks it, its features are zeros), or None.
     """
 
     features: dict[str, torch.Tensor]
@@ -49,6 +50,7 @@ class Batch:
     weights: torch.Tensor | None = None
     texts: list[list[str]] = field(default_factory=list)
     reasons: list[list[str | None]] | None = None
+    present: dict[str, torch.Tensor] | None = None
 
     @property
     def lengths(self) -> torch.Tensor:

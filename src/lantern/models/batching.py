@@ -24,19 +24,31 @@ class FeatureSpec:
     modalities: dict[str, str]
     mean: dict[str, np.ndarray]
     std: dict[str, np.ndarray]
+    #: modalities an utterance may lack (its clip has no face, an image has no voice): their
+    #: vectors are then zeros and ``Batch.present`` says so; any other missing one is an error
+    optional: tuple[str, ...] = ()
 
     @classmethod
-    def fit(cls, modalities: dict[str, str], train: list[Dialogue]) -> "FeatureSpec":
+    def fit(cls, modalities: dict[str, str], train: list[Dialogue],
+            optional: tuple[str, ...] | list[str] = ()) -> "FeatureSpec":
+        optional = tuple(optional or ())
+        unknown = sorted(set(optional) - set(modalities))
+        if unknown:
+            raise DataError(f"optional modalities {unknown} are not among the features {sorted(modalities)}",
+                            field="optional_features")
         mean, std = {}, {}
         for modality, name in modalities.items():
-            rows = [_vector(u, name) for d in train for u in d]
+            rows = [_vector(u, name) for d in train for u in d
+                    if modality not in optional or name in u.features]
+            if not rows:
+                raise DataError(f"no training utterance has {name!r}", field=name)
             stacked = np.stack(rows).astype(np.float64)
             # NaN marks a missing measurement: statistics ignore it, collate imputes the mean.
             with np.errstate(all="ignore"):
                 m, sd = np.nanmean(stacked, 0), np.nanstd(stacked, 0)
             mean[modality] = np.nan_to_num(m).astype(np.float32)
             std[modality] = np.maximum(np.nan_to_num(sd), 1e-6).astype(np.float32)
-        return cls(dict(modalities), mean, std)
+        return cls(dict(modalities), mean, std, optional)
 
     def dims(self) -> dict[str, int]:
         return {m: int(v.shape[0]) for m, v in self.mean.items()}
@@ -44,13 +56,15 @@ class FeatureSpec:
     def to_config(self) -> dict:
         return {"modalities": self.modalities,
                 "mean": {m: v.tolist() for m, v in self.mean.items()},
-                "std": {m: v.tolist() for m, v in self.std.items()}}
+                "std": {m: v.tolist() for m, v in self.std.items()},
+                **({"optional": list(self.optional)} if self.optional else {})}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "FeatureSpec":
         return cls(dict(cfg["modalities"]),
                    {m: np.asarray(v, np.float32) for m, v in cfg["mean"].items()},
-                   {m: np.asarray(v, np.float32) for m, v in cfg["std"].items()})
+                   {m: np.asarray(v, np.float32) for m, v in cfg["std"].items()},
+                   tuple(cfg.get("optional", ())))
 
 
 def _vector(utterance, name: str) -> np.ndarray:
@@ -79,11 +93,19 @@ def collate(dialogues: list[Dialogue], spec: FeatureSpec,
     speakers = torch.zeros(B, T, dtype=torch.long)
     labels = torch.full((B, T), -100, dtype=torch.long)
     vad = torch.full((B, T, 3), float("nan"))
+    present = {m: torch.zeros(B, T, dtype=torch.bool) for m in spec.optional}
     for b, d in enumerate(dialogues):
         n = len(d)
         mask[b, :n] = True
         speakers[b, :n] = torch.tensor(speaker_indices(d))
         for m, name in spec.modalities.items():
+            if m in present:
+                for t, u in enumerate(d):
+                    if name in u.features:
+                        present[m][b, t] = True
+                        x = (_vector(u, name) - spec.mean[m]) / spec.std[m]
+                        feats[m][b, t] = torch.from_numpy(np.nan_to_num(x))
+                continue
             x = np.stack([_vector(u, name) for u in d])
             feats[m][b, :n] = torch.from_numpy(np.nan_to_num((x - spec.mean[m]) / spec.std[m]))
         for t, u in enumerate(d):
@@ -110,4 +132,4 @@ def collate(dialogues: list[Dialogue], spec: FeatureSpec,
         reasons = [[u.meta.get("reason") or None for u in d] for d in dialogues]
     return Batch(feats, mask, speakers, labels, vad, [d.id for d in dialogues],
                  [[u.id for u in d] for d in dialogues], options, weights,
-                 [[u.text for u in d] for d in dialogues], reasons)
+                 [[u.text for u in d] for d in dialogues], reasons, present or None)

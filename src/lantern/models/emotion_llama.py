@@ -219,9 +219,12 @@ class EmotionLlama(VanillaModel):
         cells = [(b, t) for b in range(B) for t in range(T) if batch.mask[b, t]]
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             prompts, reason_targets = [], []
+            present = batch.present or {}
             for b, t in cells:
-                vectors = {m: batch.features[m][b, t] for m in self.modalities}
-                prompts.append(self._embed_prompt(self.prompt_pieces(texts[b][t], self.modalities), vectors))
+                # whichever modalities the sample has: a missing one contributes no tokens
+                have = [m for m in self.modalities if m not in present or bool(present[m][b, t])]
+                vectors = {m: batch.features[m][b, t] for m in have}
+                prompts.append(self._embed_prompt(self.prompt_pieces(texts[b][t], have), vectors))
                 reason = batch.reasons[b][t] if batch.reasons else None
                 if self.training and reason:
                     reason_targets.append((vectors, texts[b][t], reason))
@@ -239,7 +242,7 @@ class EmotionLlama(VanillaModel):
         table = self.llm.get_input_embeddings()
         prompts, spans = [], []
         for vectors, text, reason in targets:
-            prefix = self._embed_prompt(self.prompt_pieces(text, self.modalities, "reason"), vectors)
+            prefix = self._embed_prompt(self.prompt_pieces(text, sorted(vectors), "reason"), vectors)
             ids = self._encode(reason.strip())[:self.reason_tokens] + self._encode("<|im_end|>")
             ids_t = torch.tensor(ids, dtype=torch.long)
             prompts.append(torch.cat([prefix, table(ids_t)], dim=0))
@@ -254,11 +257,13 @@ class EmotionLlama(VanillaModel):
     @torch.no_grad()
     def explain(self, vectors: dict[str, torch.Tensor], text: str, max_tokens: int | None = None) -> str:
         """A reason, generated greedily after the ``[reason]`` prompt (at most
-        ``max_tokens``, default ``reason_tokens``). ``vectors`` are standardised features."""
+        ``max_tokens``, default ``reason_tokens``). ``vectors`` are standardised features of
+        the modalities the clip has."""
         was_training = self.training
         self.eval()
         try:
-            embeds = self._embed_prompt(self.prompt_pieces(text, self.modalities, "reason"), vectors)
+            have = [m for m in self.modalities if m in vectors]   # the modalities the clip has
+            embeds = self._embed_prompt(self.prompt_pieces(text, have, "reason"), vectors)
             stop = set(self._encode("<|im_end|>"))
             if self.tokenizer.eos_token_id is not None:
                 stop.add(int(self.tokenizer.eos_token_id))

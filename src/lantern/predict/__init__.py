@@ -207,7 +207,9 @@ def _features(dialogues, bundle, progress: bool) -> dict:
     from lantern.features import attach_features
 
     names = bundle.feature_names
-    return attach_features(dialogues, names, options=bundle.feature_options_for(names), progress=progress)
+    optional = [bundle.spec.modalities[m] for m in bundle.spec.optional]   # a clip may lack these
+    return attach_features(dialogues, names, options=bundle.feature_options_for(names), progress=progress,
+                           optional=optional)
 
 
 def _audio_of_videos(dialogues) -> None:
@@ -226,7 +228,7 @@ def _reasons(dialogues, bundle, max_tokens: int) -> dict:
     for d in dialogues:
         for u in d.utterances:
             vectors = {m: torch.from_numpy((u.features[name] - spec.mean[m]) / spec.std[m]).float()
-                       for m, name in spec.modalities.items()}
+                       for m, name in spec.modalities.items() if name in u.features}
             out[(d.id, u.id)] = bundle.model.explain(vectors, u.text or "", max_tokens)
     return out
 

@@ -57,13 +57,24 @@ def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = T
         encoder_cfg = dict(encoder_cfg, path=text_encoder_path(source, encoder_cfg, limit))
         encoder_card = ensure_text_encoder(source, encoder_cfg, progress)
         options.setdefault("text:st", {})["model_path"] = encoder_cfg["path"]
-    stats = attach_features(ds, list(cfg["features"].values()), options=options, progress=progress)
+    stats = attach_features(ds, list(cfg["features"].values()), options=options, progress=progress,
+                            optional=optional_feature_names(cfg))
     # after the cache: normalised vectors are never written back to it (the config records it)
     apply_feature_norm(cfg.get("feature_norm"), [u for s in ds.splits for u in ds.utterances(s)],
                        list(cfg["features"].values()))
     if cfg.get("reasons"):
         stats["reasons"] = attach_reasons(ds, cfg["reasons"], cfg.get("config_dir"))
     return ds, options, stats, encoder_card
+
+
+def optional_feature_names(cfg: dict) -> list[str]:
+    """The extractors of ``optional_features:`` (modality names an utterance may lack)."""
+    optional = list(cfg.get("optional_features") or [])
+    unknown = sorted(set(optional) - set(cfg["features"]))
+    if unknown:
+        raise ConfigError(f"optional_features {unknown} are not modalities of features: "
+                          f"{sorted(cfg['features'])}")
+    return [cfg["features"][m] for m in optional]
 
 
 def attach_reasons(ds: EmotionDataset, spec: dict, config_dir: str | None = None) -> dict:
@@ -204,7 +215,7 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     out_dir = Path(cfg.get("output_dir") or f"runs/{cfg['name']}-{ds.label_set.name}")
     if limit is not None:
         out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
-    spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"))
+    spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"), cfg.get("optional_features") or ())
     corpora = load_evaluation_corpora(cfg, feature_options, limit, progress)
     wall = time.time()
     per_seed, confusions = [], []
