@@ -182,3 +182,21 @@ def test_optional_modalities_a_sample_has_whichever_it_has(tmp_path):
     assert stats["audio:egemaps"]["missing"] == 1 and "audio:egemaps" not in utts[1].features
     with pytest.raises(DataError, match="needs media"):
         attach_features(utts, ["audio:egemaps"], progress=False, cache=False)
+
+
+def test_init_from_loads_a_saved_stage_per_seed(tmp_path):
+    import torch
+
+    from lantern.models.utterance import LinearClassifier
+    from lantern.training.experiment import _init_from
+
+    torch.manual_seed(0)
+    first = LinearClassifier({"audio": 4}, 3)
+    first.save_pretrained(tmp_path / "seed1" / "model")
+    second = LinearClassifier({"audio": 4}, 3)
+    _init_from(second, str(tmp_path / "seed{seed}" / "model").format(seed=1))
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    with pytest.raises(ConfigError, match="does not fit"):
+        _init_from(LinearClassifier({"audio": 5}, 3), str(tmp_path / "seed1" / "model"))
+    with pytest.raises(ConfigError, match="not a saved model"):
+        _init_from(second, str(tmp_path / "nowhere"))

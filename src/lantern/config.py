@@ -150,7 +150,7 @@ PIPELINE_SECTIONS = {"vanilla": VanillaSection, "llm": LLMSection, "fusion": Fus
 
 #: top-level keys of a training config besides its sections
 TRAINING_KEYS = ("name", "variant", "seeds", "threads", "output_dir", "config_dir", "features",
-                 "feature_options", "feature_norm", "reasons", "optional_features", "evaluate_on")
+                 "feature_options", "feature_norm", "reasons", "optional_features", "init_from", "evaluate_on")
 
 
 def _section_keys() -> dict[str, dict[str, tuple[str, ...]]]:

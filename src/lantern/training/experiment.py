@@ -23,7 +23,7 @@ import numpy as np
 
 from lantern.data import load_dataset
 from lantern.data.dialogues import EmotionDataset
-from lantern.errors import ConfigError
+from lantern.errors import ConfigError, LanternError
 
 REQUIRED = ("dataset", "features", "model")
 
@@ -279,6 +279,8 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
         model_cfg.setdefault("label_words", list(Verbaliser.for_label_set(
             classes, ds.label_set.descriptions).words))
     model = MODELS.create(model_name, spec.dims(), len(classes), n_speakers, **model_cfg)
+    if cfg.get("init_from"):   # a second training stage starts from the first stage's weights
+        _init_from(model, str(cfg["init_from"]).format(seed=seed), cfg.get("config_dir"))
     trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
                       ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint)
     fit = trainer.fit()
@@ -300,6 +302,25 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
     return ({"seed": seed, "test": metrics, "selection": fit["best_valid_weighted_f1"],
              "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
              "train_seconds": fit["train_seconds"], **cross}, np.asarray(report["confusion_matrix"]))
+
+
+def _init_from(model, directory: str, config_dir: str | None = None) -> None:
+    """Load the weights of a saved model of the same architecture (``init_from:``, with
+    ``{seed}`` replaced by the seed: stage 2 of Emotion-LLaMA continues stage 1 per seed)."""
+    from safetensors.torch import load_file
+
+    from lantern.models.base import WEIGHTS_NAME
+
+    path = Path(directory)
+    if not path.is_absolute() and not path.exists() and config_dir:
+        path = Path(config_dir) / path
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ConfigError(f"init_from: {path} is not a saved model (no {WEIGHTS_NAME})")
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (RuntimeError, LanternError) as exc:
+        raise ConfigError(f"init_from: {path} does not fit this model ({exc})") from None
 
 
 def _confusion_figure(result: dict, confusion: np.ndarray, classes, results_dir) -> None:
