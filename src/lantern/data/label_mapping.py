@@ -21,6 +21,10 @@ fear          MELD/DD fear, EmoryNLP       (IEMOCAP 6-way has none)
 disgust       MELD/DD disgust              (IEMOCAP and EmoryNLP have none)
 ============  ===========================  ==============================================
 
+The speech and face sets map one to one (RAVDESS happy/sad/angry/fearful/disgust/surprised,
+FER2013 happy/sad/angry/fear/disgust/surprise, and neutral), except RAVDESS *calm*, acted as a
+state of its own and left out like EmoryNLP Peaceful.
+
 The shared space is itself a label set, ``shared7`` (:data:`lantern.data.labels.SHARED_7`),
 the one a model trained on several corpora at once predicts (:mod:`lantern.data.mix`).
 
@@ -59,6 +63,11 @@ TO_SHARED: dict[str, dict[str, str | None]] = {
     "shared7": {c: c for c in SHARED},
     "emorynlp7": {"Joyful": "joy", "Mad": "anger", "Peaceful": None, "Neutral": "neutral",
                   "Sad": "sadness", "Powerful": None, "Scared": "fear"},
+    # RAVDESS calm is acted as a state of its own, apart from neutral (like EmoryNLP Peaceful)
+    "ravdess8": {"neutral": "neutral", "calm": None, "happy": "joy", "sad": "sadness",
+                 "angry": "anger", "fearful": "fear", "disgust": "disgust", "surprised": "surprise"},
+    "fer7": {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy",
+             "sad": "sadness", "surprise": "surprise", "neutral": "neutral"},
 }
 
 __all__ = ["SHARED", "TO_SHARED", "mapping", "shared_classes", "project_probs", "project_labels"]

@@ -121,7 +121,7 @@ def load_evaluation_corpora(cfg: dict, feature_options: dict, limit: int | None,
         ds = EmotionDataset(ds.name, ds.label_set, {s: ds.splits[s] for s in ("valid", "test")},
                             ds.source, ds.vad_scale)
         attach_features(ds, list(cfg["features"].values()), options=feature_options,
-                        progress=progress)
+                        progress=progress, optional=optional_feature_names(cfg))
         corpora[ds.name] = ds
     return corpora
 
