@@ -13,6 +13,9 @@ Cases (each writes benchmarks/results/predict-<case>.json; BENCHMARKS.md shows t
 - mer2023: the 6 MER2023 example videos, each a single recording (Mandarin, translated to
   English by Whisper), with the embedded LLM. MER2023's EULA forbids passing on information
   derived from it, so only counts are stored, no per-clip labels or transcripts.
+- emotion-llama-ravdess / emotion-llama-mer2023 (``--emotion-llama-model DIR``): ``--system
+  emotion-llama`` on the RAVDESS test actors' folders (15, 16; 8-class accuracy against the file
+  names) and on the 6 MER2023 videos (counts only), with a reason per clip.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ TO_6WAY = {"neutral": "neu", "calm": "neu", "happy": "hap", "sad": "sad", "angry
 MER_LABELS = {"sample_00002422": "neutral", "sample_00000338": "worried", "sample_00004671": "surprise",
               "sample_00005854": "angry", "sample_00003358": "sad", "sample_00001073": "happy"}
 MER_6WAY = {"neutral": "neu", "angry": "ang", "sad": "sad", "happy": "hap"}
-STAGES = ("transcription", "features", "vanilla", "llm", "report", "total")
+STAGES = ("transcription", "features", "vanilla", "llm", "reasons", "report", "total")
 
 
 def _norm(text: str) -> str:
@@ -58,7 +61,7 @@ def _scored(pairs: list[tuple[str, str]]) -> dict:
 
 def _timings(docs: list[dict]) -> dict:
     n = sum(len(d["utterances"]) for d in docs)
-    out = {s: sum(d["timings"][s] for d in docs) for s in STAGES}
+    out = {s: sum(d["timings"].get(s, 0.0) for d in docs) for s in STAGES}
     return {"seconds": out, "utterances": n,
             "seconds_per_utterance": {s: v / max(n, 1) for s, v in out.items()}}
 
@@ -75,9 +78,11 @@ def _llm_totals(docs: list[dict]) -> dict | None:
     return out
 
 
-def run_case(name: str, data_root: Path, work: Path) -> dict:
+def run_case(name: str, data_root: Path, work: Path, emotion_llama: str | None = None) -> dict:
     from lantern.predict import PredictSettings, predict
 
+    if name.startswith("emotion-llama-"):
+        return _emotion_llama_case(name, data_root, work, emotion_llama)
     llm_cache = str(work / f"{name}-llm.sqlite")   # fresh: every LLM call is made and timed
     with_llm = PredictSettings(llm="embedded", progress=False, llm_cache=llm_cache)
     without = PredictSettings(llm="off", progress=False)
@@ -134,6 +139,47 @@ def run_case(name: str, data_root: Path, work: Path) -> dict:
     return _result(name, dataset, kind, docs, details)
 
 
+def _emotion_llama_case(name: str, data_root: Path, work: Path, model: str | None) -> dict:
+    from lantern.predict import PredictSettings, predict
+
+    if not model:
+        raise SystemExit(f"{name} needs --emotion-llama-model DIR (a saved emotion-llama model)")
+    settings = PredictSettings(model=model, system="emotion-llama", progress=False)
+    if name == "emotion-llama-ravdess":
+        inputs = [data_root / "RAVDESS_speech_16k" / a for a in ("Actor_15", "Actor_16")]
+        docs = [predict(p, work / name / p.name, settings).document for p in inputs]
+        y, p, by_label = [], [], {}
+        classes = docs[0]["classes"]
+        for d in docs:
+            for u in d["utterances"]:
+                gold = RAVDESS_EMOTIONS[Path(next(iter(u["media"].values()))).stem.split("-")[2]]
+                y.append(classes.index(gold))
+                p.append(classes.index(u["final"]))
+                by_label.setdefault(gold, {}).setdefault(u["final"], 0)
+                by_label[gold][u["final"]] += 1
+        from lantern.evaluation.metrics import classification_report
+
+        report = classification_report(y, p, classes)
+        scored = {k: report[k] for k in ("accuracy", "weighted_f1", "uar")}
+        details = {"emotion_vs_label": {"n": len(y), **scored}, "predicted_by_gold_label": by_label}
+        dataset, kind = "ravdess", "folder of clips (audio), test actors 15-16"
+    elif name == "emotion-llama-mer2023":
+        inputs = sorted((data_root / "MER2023_example_clips_Emotion-LLaMA" / "examples").glob("*.mp4"))
+        docs = [predict(p, work / name / p.stem, settings).document for p in inputs]
+        utts = [u for d in docs for u in d["utterances"]]
+        details = {"clips": len(inputs), "segments": len(utts),   # counts only (MER2023 EULA)
+                   "with_reason": sum(bool(u["reason"]) for u in utts),
+                   "reason_words_mean": sum(len((u["reason"] or "").split()) for u in utts) / max(len(utts), 1),
+                   "distinct_labels": len({u["final"] for u in utts})}
+        dataset, kind = "mer2023", "recording (video, Mandarin; voice and words)"
+    else:
+        raise SystemExit(f"unknown case {name}")
+    result = _result(name, dataset, kind, docs, details)
+    result["label_set"] = docs[0]["model"].get("trained_on", "").split(" ")[-1] or None
+    result["system"] = "emotion-llama"
+    return result
+
+
 def _join(clips: list[Path], out: Path) -> None:
     """One 16 kHz mono recording of the clips with 1 s of silence after each."""
     args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
@@ -176,12 +222,13 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", default="example-off,example-llm,ravdess,ravdess-recording,mer2023")
     parser.add_argument("--data-root")
     parser.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--emotion-llama-model", help="a saved emotion-llama model (emotion-llama-* cases)")
     args = parser.parse_args(argv)
     root = data_root(args.data_root)
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         for case in args.cases.split(","):
             start = time.perf_counter()
-            result = run_case(case, root, Path(tmp))
+            result = run_case(case, root, Path(tmp), args.emotion_llama_model)
             path = write_result(result, args.results_dir, name=f"predict-{case}")
             spu = result["timings"]["seconds_per_utterance"]
             print(f"{case}: {result['n_utterances']} utterances, "

@@ -361,7 +361,7 @@ def _render_position_bias(rows: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-PREDICT_STAGES = ("transcription", "features", "vanilla", "llm", "report", "total")
+PREDICT_STAGES = ("transcription", "features", "vanilla", "llm", "reasons", "report", "total")
 
 
 def _render_predict(rows: Sequence[dict]) -> str:
