@@ -183,3 +183,18 @@ def test_paired_bootstrap_argument_errors():
         paired_bootstrap([0, 1], [0, 1], [0, 1], "f2")
     with pytest.raises(ValueError, match="lengths differ"):
         paired_bootstrap([0, 1], [0], [0, 1], "accuracy")
+
+
+def test_average_precision_matches_scikit_learn_with_ties():
+    from lantern.evaluation.metrics import average_precision, mean_average_precision
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=(200, 26))
+    y[:, 5] = 0                                              # a class with no positive
+    s = np.round(rng.random((200, 26)) + 0.5 * y, 1)        # rounded: many tied scores
+    for k in (0, 7, 25):
+        assert average_precision(y[:, k], s[:, k]) == pytest.approx(skm.average_precision_score(y[:, k], s[:, k]))
+    r = mean_average_precision(y, s)
+    keep = [k for k in range(26) if k != 5]
+    assert r["map"] == pytest.approx(100 * np.mean([skm.average_precision_score(y[:, k], s[:, k]) for k in keep]))
+    assert r["classes_without_positives"] == [5] and r["per_class_ap"][5] is None

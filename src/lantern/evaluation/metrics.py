@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 __all__ = ["accuracy", "weighted_f1", "per_class_f1", "confusion_matrix", "mae", "ccc",
-           "classification_report", "vad_report", "paired_bootstrap"]
+           "classification_report", "vad_report", "paired_bootstrap", "average_precision",
+           "mean_average_precision"]
 
 VAD_NAMES = ("valence", "arousal", "dominance")
 
@@ -169,6 +170,50 @@ def classification_report(y_true, y_pred, class_names: Sequence[str]) -> dict:
         "support": {name: int(s) for name, s in zip(names, support)},
         "confusion_matrix": cm.tolist(),
     }
+
+
+# --------------------------------------------------------------------------- multi-label
+
+def average_precision(y_true, scores) -> float:
+    """Average precision of one class (a fraction): the mean, over the positives ranked by
+    score, of the precision at each positive's rank; tied scores count as one threshold
+    (scikit-learn's ``average_precision_score``). NaN without positives.
+
+    >>> round(average_precision([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]), 4)
+    0.8333
+    """
+    y = np.asarray(y_true, dtype=bool).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"y_true has {y.size} values, scores {s.size}")
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    y, s = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]   # the last index of each distinct score
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def mean_average_precision(y_true, scores) -> dict:
+    """mAP over the columns of ``(n, K)`` 0/1 targets and scores (EMOTIC's 26 categories), in
+    percent; classes without a positive are left out of the mean and listed.
+
+    >>> r = mean_average_precision([[1, 0], [0, 1], [1, 0]], [[0.9, 0.2], [0.3, 0.8], [0.6, 0.5]])
+    >>> r["map"], r["classes_scored"]
+    (100.0, 2)
+    """
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 2 or y.shape != s.shape:
+        raise ValueError(f"targets {y.shape} and scores {s.shape} must be the same (n, K) shape")
+    ap = [average_precision(y[:, k], s[:, k]) for k in range(y.shape[1])]
+    scored = [a for a in ap if not np.isnan(a)]
+    return {"map": 100.0 * float(np.mean(scored)) if scored else float("nan"),
+            "per_class_ap": [None if np.isnan(a) else 100.0 * a for a in ap],
+            "classes_scored": len(scored), "classes_without_positives": [k for k, a in enumerate(ap) if np.isnan(a)]}
 
 
 # --------------------------------------------------------------------------- dimensional
