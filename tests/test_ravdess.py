@@ -200,3 +200,28 @@ def test_init_from_loads_a_saved_stage_per_seed(tmp_path):
         _init_from(LinearClassifier({"audio": 5}, 3), str(tmp_path / "seed1" / "model"))
     with pytest.raises(ConfigError, match="not a saved model"):
         _init_from(second, str(tmp_path / "nowhere"))
+
+
+def test_caer_s_folder_layout_on_a_synthetic_fixture(tmp_path):
+    """CAER-S itself is not on this machine: a fixture of its exact layout."""
+    from PIL import Image
+
+    from lantern.data.caer import load_caer
+    from lantern.data.labels import CAER_7
+
+    for split, n in (("train", 10), ("test", 2)):
+        for label in CAER_7.classes:
+            folder = tmp_path / "CAER-S" / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(folder / f"{i:04d}.png")
+    ds = load_caer(tmp_path)
+    sizes = {s: len(ds.utterances(s)) for s in ds.splits}
+    assert sizes == {"train": 63, "valid": 7, "test": 14}      # 1 of every 10 train images held out
+    assert ds.label_counts("valid") == {c: 1 for c in CAER_7.classes}
+    assert ds.utterances("test")[0].media["image"].endswith(".png")
+    (tmp_path / "CAER-S" / "test" / "Contempt").mkdir()
+    with pytest.raises(DataError, match="unknown class folder"):
+        load_caer(tmp_path)
+    with pytest.raises(DataError, match="no train/ folder"):
+        load_caer(tmp_path / "CAER-S")

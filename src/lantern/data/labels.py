@@ -20,6 +20,9 @@ _DEFS = {
     "calm": "calm: relaxed, at ease", "happy": "happy: pleased, joyful",
     "angry": "angry: annoyed, hostile, furious", "fearful": "fearful: scared, anxious",
     "surprised": "surprised: astonished, caught off guard",
+    "Anger": "anger: annoyed, hostile, furious", "Disgust": "disgust: repulsed, contemptuous",
+    "Fear": "fear: scared, anxious", "Happy": "happy: pleased, joyful",
+    "Surprise": "surprise: astonished, caught off guard",
 }
 
 
@@ -40,7 +43,9 @@ SHARED_7 = label_set("shared7", ("neutral", "joy", "sadness", "anger", "surprise
 # RAVDESS emotion codes 01-08, in code order.
 # FER2013 expressions, in the classic integer order.
 FER2013_7 = label_set("fer7", ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+# CAER-S (its folder names).
+CAER_7 = label_set("caer7", ("Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"))
 RAVDESS_8 = label_set("ravdess8", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
 
 LABEL_SETS = {ls.name: ls for ls in (IEMOCAP_6WAY, IEMOCAP_4WAY_MERGE, IEMOCAP_4WAY_DROP,
-                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7, RAVDESS_8, FER2013_7)}
+                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7, RAVDESS_8, FER2013_7, CAER_7)}
