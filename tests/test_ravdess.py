@@ -225,3 +225,62 @@ def test_caer_s_folder_layout_on_a_synthetic_fixture(tmp_path):
         load_caer(tmp_path)
     with pytest.raises(DataError, match="no train/ folder"):
         load_caer(tmp_path / "CAER-S")
+
+
+def _emotic_fixture(root):
+    """A synthetic Annotations.mat of the official layout: struct arrays of images, each with a
+    struct array of persons (train: one annotator; val/test: combined_* fields too)."""
+    from scipy.io import savemat
+
+    def person(box, cats, vad, combined=False):
+        p = {"body_bbox": np.array(box, float),
+             "annotations_categories": {"categories": np.array(cats, dtype=object)},
+             "annotations_continuous": {"valence": vad[0], "arousal": vad[1], "dominance": vad[2]}}
+        if combined:
+            p["combined_categories"] = np.array(cats, dtype=object)
+            p["combined_continuous"] = {"valence": vad[0], "arousal": vad[1], "dominance": vad[2]}
+        return p
+
+    def struct_array(rows, fields):
+        arr = np.zeros((1, len(rows)), dtype=[(f, object) for f in fields])
+        for i, row in enumerate(rows):
+            for f in fields:
+                arr[0, i][f] = row[f]
+        return arr
+
+    pfields = ["body_bbox", "annotations_categories", "annotations_continuous"]
+    def image(name, persons, combined=False):
+        fields = pfields + (["combined_categories", "combined_continuous"] if combined else [])
+        return {"filename": name, "folder": "mscoco/images", "image_size": {"n_col": 640, "n_row": 480},
+                "person": struct_array(persons, fields)}
+
+    ifields = ["filename", "folder", "image_size", "person"]
+    train = [image("a.jpg", [person([1, 2, 30, 40], ["Happiness", "Pleasure"], (7, 5, 6)),
+                             person([50, 2, 90, 40], ["Fatigue"], (4, 2, 5))]),
+             image("b.jpg", [person([0, 0, 10, 10], ["Anger", "Annoyance", "Disapproval"], (2, 8, 7))])]
+    val = [image("c.jpg", [person([5, 5, 20, 20], ["Peace"], (6, 3, 5), True)], True)]
+    test = [image("d.jpg", [person([5, 5, 20, 20], ["Surprise", "Fear"], (4, 8, 3), True)], True)]
+    folder = root / "emotic" / "Annotations"
+    folder.mkdir(parents=True)
+    savemat(folder / "Annotations.mat", {"train": struct_array(train, ifields),
+                                         "val": struct_array(val, ifields), "test": struct_array(test, ifields)})
+    return folder / "Annotations.mat"
+
+
+def test_emotic_official_annotation_layout_on_a_synthetic_fixture(tmp_path):
+    from lantern.data.emotic import load_emotic
+
+    _emotic_fixture(tmp_path)
+    ds = load_emotic(tmp_path)
+    train = ds.utterances("train")
+    assert len(train) == 3 and len(ds.utterances("valid")) == 1 and len(ds.utterances("test")) == 1
+    cls = ds.label_set.classes
+    assert [cls[i] for i in train[0].labels] == ["Happiness", "Pleasure"] and train[0].label is None
+    assert [cls[i] for i in train[2].labels] == ["Anger", "Annoyance", "Disapproval"]
+    assert train[1].meta["box"] == [50.0, 2.0, 90.0, 40.0] and train[1].vad == (4.0, 2.0, 5.0)
+    assert train[0].media["image"].endswith("emotic/mscoco/images/a.jpg")
+    assert [cls[i] for i in ds.utterances("test")[0].labels] == ["Fear", "Surprise"]
+    assert ds.vad_scale == (1.0, 10.0) and len(cls) == 26
+    (tmp_path / "emotic" / "Annotations" / "Annotations.mat").write_bytes(b"not a mat file")
+    with pytest.raises(DataError, match="cannot read the annotation file"):
+        load_emotic(tmp_path)

@@ -41,6 +41,8 @@ class Utterance:
     ``vad`` holds valence, arousal, dominance on the dataset's scale (IEMOCAP: 1-5).
     ``features`` maps a feature name (e.g. ``"audio:iemocap8"``) to a 1-d vector;
     ``media`` maps a modality (``"audio"``, ``"video"``, ``"image"``) to a file path.
+    ``labels`` holds the class indices of a multi-label target (EMOTIC's categories: a person
+    can feel several at once; ``label`` is then None), None for single-label data.
     """
 
     id: str
@@ -53,6 +55,7 @@ class Utterance:
     start: float | None = None
     end: float | None = None
     meta: dict = field(default_factory=dict)
+    labels: tuple[int, ...] | None = None
 
 
 @dataclass

@@ -43,9 +43,15 @@ SHARED_7 = label_set("shared7", ("neutral", "joy", "sadness", "anger", "surprise
 # RAVDESS emotion codes 01-08, in code order.
 # FER2013 expressions, in the classic integer order.
 FER2013_7 = label_set("fer7", ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+# EMOTIC's 26 categories (multi-label), in the official order.
+EMOTIC_26 = label_set("emotic26", (
+    "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval",
+    "Disconnection", "Disquietment", "Doubt/Confusion", "Embarrassment", "Engagement", "Esteem",
+    "Excitement", "Fatigue", "Fear", "Happiness", "Pain", "Peace", "Pleasure", "Sadness",
+    "Sensitivity", "Suffering", "Surprise", "Sympathy", "Yearning"))
 # CAER-S (its folder names).
 CAER_7 = label_set("caer7", ("Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"))
 RAVDESS_8 = label_set("ravdess8", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
 
 LABEL_SETS = {ls.name: ls for ls in (IEMOCAP_6WAY, IEMOCAP_4WAY_MERGE, IEMOCAP_4WAY_DROP,
-                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7, RAVDESS_8, FER2013_7, CAER_7)}
+                                      MELD_7, EMORYNLP_7, DAILYDIALOG_7, SHARED_7, RAVDESS_8, FER2013_7, CAER_7, EMOTIC_26)}
