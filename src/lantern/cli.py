@@ -305,6 +305,7 @@ def cmd_benchmarks(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import lantern
     from lantern.annotate.cli import add_parser as add_annotate_parser
+    from lantern.describe.cli import add_parser as add_describe_parser
     from lantern.features.cli import add_parser as add_features_parser
     from lantern.llm.cli import add_parser as add_llm_parser
 
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_features_parser(sub)
     add_llm_parser(sub)
     add_annotate_parser(sub)
+    add_describe_parser(sub)
     _add_train_parser(sub)
     _add_saved_model_parsers(sub)
     _add_pipeline_parsers(sub)

@@ -1,0 +1,109 @@
+"""``lantern describe IMAGE|FOLDER``: how the person in each image seems to feel, in words.
+
+Examples::
+
+    lantern describe photo.jpg --classes fer7                       # offline: observations
+    lantern describe photos/ --box 40,20,300,380 --out descriptions.jsonl
+    lantern describe photos/ --describer vlm --base-url http://127.0.0.1:8080/v1   # LLaVA server
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="lantern")
+>>> add_parser(parser.add_subparsers(dest="command"))
+>>> args = parser.parse_args(["describe", "a.jpg", "--box", "1,2,30,40"])
+>>> args.describer, parse_box(args.box)
+('observations', (1.0, 2.0, 30.0, 40.0))
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from lantern.errors import ConfigError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def parse_box(text: str | None):
+    if not text:
+        return None
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
+        raise ConfigError(f"--box must be x1,y1,x2,y2 with x2 > x1 and y2 > y1, got {text!r}")
+    return box
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("describe", help="describe how the person in an image seems to feel (context descriptions)",
+                              description="A vision-language endpoint (vlm) or the offline observations "
+                                          "describer writes, per image, which emotions suit the person.")
+    p.add_argument("paths", nargs="+", metavar="IMAGE|FOLDER")
+    p.add_argument("--describer", choices=("observations", "vlm"), default="observations")
+    p.add_argument("--classes", default="fer7", help="a label set name (fer7, emotic26, caer7, ...) or a comma list")
+    p.add_argument("--box", help="the subject's box x1,y1,x2,y2 (drawn in red for vlm)")
+    p.add_argument("--base-url", help="vlm: the OpenAI-compatible endpoint (with /v1)")
+    p.add_argument("--model", help="vlm: the server's model; observations: the embedded LLM")
+    p.add_argument("--out", metavar="FILE.jsonl", help="write one JSON line per image (default: stdout)")
+    p.add_argument("--no-cache", action="store_true")
+    p.set_defaults(func=run_describe)
+
+
+def _images(paths) -> list[Path]:
+    from lantern.errors import DataError
+
+    out = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DataError(f"no images in this folder ({' '.join(IMAGE_SUFFIXES)})", path=path)
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
+def _classes(text: str) -> list[str]:
+    from lantern.data.labels import LABEL_SETS
+
+    if text in LABEL_SETS:
+        ls = LABEL_SETS[text]
+        return [d.split(":")[0].strip() for d in ls.descriptions] if ls.descriptions else list(ls.classes)
+    classes = [c.strip() for c in text.split(",") if c.strip()]
+    if len(classes) < 2:
+        raise ConfigError(f"--classes: a label set ({', '.join(sorted(LABEL_SETS))}) or at least two names")
+    return classes
+
+
+def run_describe(args) -> int:
+    from lantern.describe.describers import DESCRIBERS, describe_images
+    from lantern.llm.cache import LLMCache
+
+    if args.describer == "vlm" and not args.base_url:
+        raise ConfigError("--describer vlm needs --base-url (an OpenAI-compatible vision endpoint)")
+    images = _images(args.paths)
+    box = parse_box(args.box)
+    options = {"base_url": args.base_url, "model": args.model} if args.describer == "vlm" else {"model": args.model}
+    cache = None if args.no_cache else LLMCache()
+    describer = DESCRIBERS.create(args.describer, **options)
+    if args.describer == "observations":
+        describer.cache = cache
+    sink = open(args.out, "a", encoding="utf-8") if args.out else sys.stdout
+    try:
+        out = describe_images(images, describer, _classes(args.classes), cache=cache,
+                              boxes=[box] * len(images) if box else None, sink=sink)
+    finally:
+        describer.close()
+        if cache is not None:
+            cache.close()
+        if args.out:
+            sink.close()
+    ok = sum(d.status == "ok" for d in out)
+    print(f"{len(out)} image(s) described, {ok} ok, {sum(d.cached for d in out)} from the cache"
+          + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0 if ok == len(out) else 1
