@@ -45,8 +45,14 @@ def main(argv=None) -> int:
             png = result.get("confusion_png")
             if png and (args.source / Path(png).name).exists():
                 shutil.copy(args.source / Path(png).name, DEST / Path(png).name)
+            elif png:
+                print(f"warning: {src.name}: its figure {Path(png).name} is not in {args.source}")
             relink(result)
-            (DEST / src.name).write_text(json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n")
+            try:
+                text = json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n"
+            except ValueError as exc:
+                raise SystemExit(f"{src}: {exc} (a result must not hold NaN)") from None
+            (DEST / src.name).write_text(text)
             print(f"imported {src.name}")
     for path in sorted(DEST.glob("*.json")):
         result = json.loads(path.read_text())

@@ -37,6 +37,7 @@ def test_timeline_frequent_aus_peak_frame_and_pseudo_label():
     ("I'm sorry, I cannot tell from these clues.", "refusal"),
     ("The soft voice suggests she is sad.", "contradiction"),   # another class, never the label
     ("", "refusal"),
+    ("The anger shows in a calm but tense voice.", "ok"),       # anger is a form of angry
 ])
 def test_reason_filters(reason, status):
     assert check_reason(reason, "angry", ["neutral", "happy", "sad", "angry"]) == status
@@ -85,12 +86,14 @@ def test_annotate_writes_the_merr_layout_and_resumes_without_repeating_calls(tmp
         annotate(utts, labels, out, classes=["neutral", "happy", "sad", "angry"],
                  llm=Writer(stop_after=2), cache=cache, progress=False)
     assert len(read_done(out / "annotations.jsonl")) == 2
-    with open(out / "annotations.jsonl", "a") as f:
-        f.write('{"name": "c2", "text": ')           # a line torn by the kill
+    with open(out / "annotations.jsonl", "ab") as f:
+        f.write('{"name": "c2", "text": "caf\u00e9'.encode()[:-1])   # torn inside a character
     writer = Writer()
     summary = annotate(utts, labels, out, classes=["neutral", "happy", "sad", "angry"], llm=writer,
                        cache=cache, progress=False)
     assert writer.calls == 3 and summary["resumed"] == 2 and summary["reasons"]["ok"] == 5
+    lines = (out / "annotations.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 5 and all(json.loads(line)["prompt_version"] == 1 for line in lines)
     merr = json.loads((out / "merr.json").read_text())
     assert list(merr) == [u.id for u in utts]
     assert MERR_KEYS <= set(merr["c0"])

@@ -159,3 +159,17 @@ def test_a_missing_modality_contributes_no_tokens(model):
         alone = model.class_scores(model.llm(inputs_embeds=embeds[None]).logits[:, -1])
     assert torch.allclose(out[1], alone[0], atol=1e-4)
     assert not torch.allclose(out[0], out[1], atol=1e-4)
+
+
+def test_lora_weights_of_another_base_model_file_are_refused(model, tmp_path):
+    import json
+
+    from lantern.errors import LanternError
+    from lantern.models.base import VanillaModel
+
+    saved = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((saved / "config.json").read_text())
+    cfg["base_llm"]["sha256"] = "0" * 64
+    (saved / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(LanternError, match="do not fit"):
+        VanillaModel.from_pretrained(saved)

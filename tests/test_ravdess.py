@@ -284,3 +284,29 @@ def test_emotic_official_annotation_layout_on_a_synthetic_fixture(tmp_path):
     (tmp_path / "emotic" / "Annotations" / "Annotations.mat").write_bytes(b"not a mat file")
     with pytest.raises(DataError, match="cannot read the annotation file"):
         load_emotic(tmp_path)
+
+
+def test_a_speaker_normalised_model_normalises_new_input_and_needs_enough_clips():
+    from lantern.data.dialogues import Utterance
+    from lantern.features.normalise import normalise_for_model
+    from lantern.models.batching import FeatureSpec
+    from lantern.predict import _segment_options
+
+    spec = FeatureSpec({"audio": "audio:x"}, {"audio": np.zeros(1, np.float32)},
+                       {"audio": np.ones(1, np.float32)}, speaker_norm=True)
+    assert FeatureSpec.from_config(spec.to_config()).speaker_norm
+    clips = [Utterance(f"u{i}", "S1", "", features={"audio:x": np.array([float(i)], np.float32)})
+             for i in range(4)]
+    normalise_for_model(spec, clips)
+    assert abs(float(np.mean([u.features["audio:x"][0] for u in clips]))) < 1e-6
+    with pytest.raises(ConfigError, match="at least 4 clips"):
+        normalise_for_model(spec, clips[:2])
+    # segments of one recording read their own span of the shared WAV
+    assert _segment_options(["audio:whisper", "text:minilm"], {}) == {"audio:whisper": {"segment": True}}
+
+
+def test_ravdess_song_and_video_files_are_refused_by_name(tmp_path):
+    with pytest.raises(DataError, match="song"):
+        parse_name("Actor_01/03-02-01-01-01-01-01.wav")
+    with pytest.raises(DataError, match="field 'modality'"):
+        parse_name("Actor_01/01-01-01-01-01-01-01.mp4")

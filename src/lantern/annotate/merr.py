@@ -59,6 +59,7 @@ class ClipAnnotation:
     reason_status: str = "skipped"    # ok | refusal | contradiction | failed | skipped
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    prompt_version: int = PROMPT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +104,26 @@ def reason_messages(ann: ClipAnnotation, label: str) -> list[dict[str, str]]:
     ]
 
 
+#: word forms of label words that the regular endings below do not give
+_IRREGULAR = {"angry": {"anger", "angrily", "mad"}, "anger": {"angry", "angrily", "mad"},
+              "happy": {"happiness", "happily", "joy", "joyful"}, "fearful": {"fear", "afraid", "scared"},
+              "fear": {"fearful", "afraid", "scared"}, "surprised": {"surprise"}, "surprise": {"surprised"},
+              "disgust": {"disgusted"}, "sad": {"sadness", "sadly"}, "worried": {"worry", "worries"}}
+
+
+def label_forms(label: str) -> set[str]:
+    """Whole-word forms of a label word (``angry``: angry, anger, angrily, mad, ...).
+
+    >>> sorted(label_forms("sad"))
+    ['sad', 'sadly', 'sadness']
+    """
+    w = label.lower()
+    forms = {w, w + "ness", w + "ly"}
+    if w.endswith("y"):
+        forms |= {w[:-1] + "iness", w[:-1] + "ily"}
+    return forms | _IRREGULAR.get(w, set())   # a few non-words (angryly) never match: harmless
+
+
 def check_reason(reason: str, label: str, other_labels: Sequence[str]) -> str:
     """``ok``, ``refusal`` (the writer declined) or ``contradiction`` (it names another
     class of the label set and never the given one). A filter on text the LLM wrote for a
@@ -111,11 +132,11 @@ def check_reason(reason: str, label: str, other_labels: Sequence[str]) -> str:
         return "refusal"
     words = set(re.findall(r"[a-z]+", reason.lower()))
 
-    def mentions(name: str) -> bool:   # angry/anger, sad/sadness, happy/happiness, fear/fearful
-        head = name.lower()[:4]
-        return any(w.startswith(head) for w in words)
+    def mentions(name: str) -> bool:
+        return bool(label_forms(name) & words)
 
-    if not mentions(label) and any(mentions(o) for o in other_labels if o.lower()[:4] != label.lower()[:4]):
+    if not mentions(label) and any(mentions(o) for o in other_labels
+                                   if label_forms(o) & label_forms(label) == set()):
         return "contradiction"
     return "ok"
 
@@ -151,17 +172,26 @@ def _timeline(face, video: Path, uid: str) -> AUTimeline:
     return timeline
 
 
-def read_done(path: Path) -> dict[str, ClipAnnotation]:
-    """Finished clips of an earlier run (a torn last line, from a kill mid-write, is dropped)."""
+def read_done(path: Path, prompt_version: int = PROMPT_VERSION) -> dict[str, ClipAnnotation]:
+    """Finished clips of an earlier run with this prompt version. A line torn by a kill
+    mid-write (even inside a multi-byte character) is cut off the file, so the next record
+    starts on a line of its own; records of another prompt version are redone."""
     done: dict[str, ClipAnnotation] = {}
     if not path.exists():
         return done
-    for line in path.read_text(encoding="utf-8").splitlines():
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[:data.rfind(b"\n") + 1]      # drop the torn tail
+        with open(path, "r+b") as f:
+            f.truncate(len(data))
+    for raw in data.splitlines():
         try:
-            ann = ClipAnnotation.from_dict(json.loads(line))
+            record = json.loads(raw.decode("utf-8"))
+            ann = ClipAnnotation.from_dict(record)
         except (ValueError, TypeError):
             continue
-        done[ann.name] = ann
+        if record.get("prompt_version") == prompt_version:
+            done[ann.name] = ann
     return done
 
 
@@ -269,9 +299,15 @@ def _write_reason(ann: ClipAnnotation, label: str, classes: Sequence[str], llm, 
 def annotated_reasons(path: str | Path, field_name: str = "smp_reason_caption") -> dict[str, str]:
     """Clip name -> reason from a ``merr.json`` (for training the ``[reason]`` task); the
     coarse ``caption`` stands in where no fine-grained reason passed the filters."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the MERR annotation file ({exc})", path=path) from None
     if not isinstance(data, dict):
         raise DataError("not a MERR annotation file (an object keyed by clip name)", path=path)
+    bad = next((name for name, a in data.items() if not isinstance(a, dict)), None)
+    if bad is not None:
+        raise DataError("each clip's annotation must be an object", path=path, field=bad)
     return {name: (a.get(field_name) or a.get("caption") or "") for name, a in data.items()}
 
 

@@ -48,6 +48,12 @@ def parse_name(path: str | Path) -> dict:
     if not m:
         raise DataError("file name is not MM-VV-EE-II-SS-RR-AA", path=path, field="name")
     modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
+    if modality != "03":
+        raise DataError(f"modality {modality!r}: only audio-only clips (03) are read here",
+                        path=path, field="modality")
+    if channel != "01":
+        raise DataError(f"vocal channel {channel!r}: only speech (01) is read here, not song (02)",
+                        path=path, field="channel")
     if emotion not in EMOTION_CODES:
         raise DataError(f"unknown emotion code {emotion!r} (01-08)", path=path, field="emotion")
     if statement not in STATEMENTS:

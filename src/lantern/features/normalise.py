@@ -26,6 +26,8 @@ import numpy as np
 from lantern.errors import ConfigError
 
 MODES = ("speaker",)
+#: fewest utterances of a speaker whose statistics ``lantern predict`` trusts
+MIN_PER_SPEAKER = 4
 
 
 def normalise_per_speaker(utterances, names) -> dict:
@@ -45,6 +47,24 @@ def normalise_per_speaker(utterances, names) -> dict:
             for u, row in zip(group, (x - mean) / std):
                 u.features[name] = row.astype(np.float32)
     return {"speakers": len(by_speaker), "features": list(names)}
+
+
+def normalise_for_model(spec, utterances) -> None:
+    """Apply a saved model's per-speaker normalisation (``spec.speaker_norm``) to new input:
+    each speaker needs :data:`MIN_PER_SPEAKER` utterances, since their mean and spread are
+    what the model reads against."""
+    if not spec.speaker_norm:
+        return
+    from collections import Counter
+
+    counts = Counter(u.speaker for u in utterances)
+    few = sorted(s for s, n in counts.items() if n < MIN_PER_SPEAKER)
+    if few:
+        raise ConfigError(f"this model normalises features within each speaker (trained with "
+                          f"feature_norm: speaker) and needs at least {MIN_PER_SPEAKER} clips of "
+                          f"every speaker; {', '.join(few)} has fewer (give a folder of that "
+                          f"speaker's clips, or use a model trained without it)")
+    normalise_per_speaker(utterances, list(spec.modalities.values()))
 
 
 def apply_feature_norm(mode: str | None, utterances, names) -> dict | None:

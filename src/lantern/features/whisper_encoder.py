@@ -85,7 +85,8 @@ class WhisperEncoderExtractor(FeatureExtractor):
         if not self.segment:
             return None, None
         if u.start is None or u.end is None or u.end <= u.start:
-            raise DataError(f"utterance {u.id}: segment=True needs start < end", field="start")
+            raise DataError(f"utterance {u.id}: segment=True needs start < end (got {u.start}, {u.end})",
+                            path=(u.media or {}).get("audio"), field="start")
         return u.start, u.end
 
     def input_key(self, utterance) -> str:

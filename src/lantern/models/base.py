@@ -138,6 +138,9 @@ class VanillaModel(nn.Module):
         cfg = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
         model_cls = MODELS.get(cfg["model_type"])
         model = model_cls(cfg["input_dims"], cfg["n_classes"], cfg["n_speakers"], **cfg["hparams"])
+        check = getattr(model, "check_saved_config", None)
+        if callable(check):   # e.g. Emotion-LLaMA: the base LLM must be the one it was trained on
+            check(cfg, directory)
         model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
         model.eval()
         return model

@@ -27,6 +27,10 @@ class FeatureSpec:
     #: modalities an utterance may lack (its clip has no face, an image has no voice): their
     #: vectors are then zeros and ``Batch.present`` says so; any other missing one is an error
     optional: tuple[str, ...] = ()
+    #: the features were z-scored within each speaker before these statistics were fitted
+    #: (``feature_norm: speaker``); whoever feeds the model must do the same
+    #: (:func:`lantern.features.normalise.apply_feature_norm`)
+    speaker_norm: bool = False
 
     @classmethod
     def fit(cls, modalities: dict[str, str], train: list[Dialogue],
@@ -57,14 +61,15 @@ class FeatureSpec:
         return {"modalities": self.modalities,
                 "mean": {m: v.tolist() for m, v in self.mean.items()},
                 "std": {m: v.tolist() for m, v in self.std.items()},
-                **({"optional": list(self.optional)} if self.optional else {})}
+                **({"optional": list(self.optional)} if self.optional else {}),
+                **({"speaker_norm": True} if self.speaker_norm else {})}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "FeatureSpec":
         return cls(dict(cfg["modalities"]),
                    {m: np.asarray(v, np.float32) for m, v in cfg["mean"].items()},
                    {m: np.asarray(v, np.float32) for m, v in cfg["std"].items()},
-                   tuple(cfg.get("optional", ())))
+                   tuple(cfg.get("optional", ())), bool(cfg.get("speaker_norm", False)))
 
 
 def _vector(utterance, name: str) -> np.ndarray:

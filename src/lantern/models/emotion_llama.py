@@ -292,6 +292,16 @@ class EmotionLlama(VanillaModel):
                                f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
         return super().load_state_dict(state_dict, strict=False, assign=assign)
 
+    def check_saved_config(self, cfg: dict, directory) -> None:
+        """Refuse LoRA weights trained on another base model file (its sha256 is saved)."""
+        from lantern.llm import model_spec
+
+        saved = (cfg.get("base_llm") or {}).get("sha256")
+        now = model_spec(self.hparams["llm"])["sha256"]
+        if saved and saved != now:
+            raise LanternError(f"{directory}: trained on {self.hparams['llm']} with sha256 {saved[:12]}..., "
+                               f"but the installed one is {now[:12]}...; its LoRA weights do not fit")
+
     def config(self) -> dict[str, Any]:
         from lantern.llm import model_spec
 

@@ -166,7 +166,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
             if settings.system == "emotion-llama":
                 _audio_of_videos(inp.dialogues)
             timings["features"], feature_stats = _timed(_features, inp.dialogues, bundle,
-                                                        settings.progress)
+                                                        settings.progress, inp.kind)
             timings["vanilla"], rows = _timed(lambda: list(bundle.prediction_rows(inp.dialogues)))
             reasons = None
             if settings.system == "emotion-llama":
@@ -203,13 +203,36 @@ def _timed(fn, *args, **kwargs):
     return time.perf_counter() - t0, out
 
 
-def _features(dialogues, bundle, progress: bool) -> dict:
+def _features(dialogues, bundle, progress: bool, kind: str = "conversation") -> dict:
     from lantern.features import attach_features
+
+    from lantern.features.normalise import normalise_for_model
 
     names = bundle.feature_names
     optional = [bundle.spec.modalities[m] for m in bundle.spec.optional]   # a clip may lack these
-    return attach_features(dialogues, names, options=bundle.feature_options_for(names), progress=progress,
-                           optional=optional)
+    options = bundle.feature_options_for(names)
+    if kind == "recording":   # the segments share one WAV: each reads its own [start, end]
+        options = _segment_options(names, options)
+    stats = attach_features(dialogues, names, options=options, progress=progress, optional=optional)
+    normalise_for_model(bundle.spec, [u for d in dialogues for u in d.utterances])
+    return stats
+
+
+def _segment_options(names, options: dict) -> dict:
+    """``segment=True`` for the audio extractors that can cut a segment out of a file."""
+    import inspect
+
+    from lantern.features import FEATURES
+
+    out = {k: dict(v) for k, v in options.items()}
+    for name in names:
+        try:
+            takes = "segment" in inspect.signature(FEATURES.get(name)).parameters
+        except (TypeError, ValueError):
+            takes = False
+        if takes:
+            out.setdefault(name, {})["segment"] = True
+    return out
 
 
 def _audio_of_videos(dialogues) -> None:
@@ -222,12 +245,13 @@ def _audio_of_videos(dialogues) -> None:
 
 def _reasons(dialogues, bundle, max_tokens: int) -> dict:
     """Emotion-LLaMA's ``[reason]`` answer per utterance, by (dialogue id, utterance id)."""
+    import numpy as np
     import torch
 
     spec, out = bundle.spec, {}
     for d in dialogues:
         for u in d.utterances:
-            vectors = {m: torch.from_numpy((u.features[name] - spec.mean[m]) / spec.std[m]).float()
+            vectors = {m: torch.from_numpy(np.nan_to_num((u.features[name] - spec.mean[m]) / spec.std[m])).float()
                        for m, name in spec.modalities.items() if name in u.features}
             out[(d.id, u.id)] = bundle.model.explain(vectors, u.text or "", max_tokens)
     return out

@@ -81,7 +81,7 @@ def attach_reasons(ds: EmotionDataset, spec: dict, config_dir: str | None = None
     """``reasons: {path: merr.json, field: smp_reason_caption}``: each train utterance whose id
     is in the MERR annotation file gets ``meta["reason"]`` (the field, or the coarse caption
     where the field is empty), which trains Emotion-LLaMA's ``[reason]`` task. A relative path
-    is read from the repository root, or beside the config."""
+    is read from the current directory (run from the repository root), else beside the config."""
     from lantern.annotate.merr import annotated_reasons
 
     if not isinstance(spec, dict) or "path" not in spec:
@@ -122,6 +122,10 @@ def load_evaluation_corpora(cfg: dict, feature_options: dict, limit: int | None,
                             ds.source, ds.vad_scale)
         attach_features(ds, list(cfg["features"].values()), options=feature_options,
                         progress=progress, optional=optional_feature_names(cfg))
+        from lantern.features.normalise import apply_feature_norm
+
+        apply_feature_norm(cfg.get("feature_norm"), [u for s in ds.splits for u in ds.utterances(s)],
+                           list(cfg["features"].values()))   # as the model was trained
         corpora[ds.name] = ds
     return corpora
 
@@ -216,6 +220,7 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     if limit is not None:
         out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
     spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"), cfg.get("optional_features") or ())
+    spec.speaker_norm = cfg.get("feature_norm") == "speaker"   # travels with the saved model
     corpora = load_evaluation_corpora(cfg, feature_options, limit, progress)
     wall = time.time()
     per_seed, confusions = [], []
