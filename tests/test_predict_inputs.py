@@ -261,7 +261,9 @@ def test_whisper_model_dir_assembles_once_and_repairs(tmp_path, monkeypatch, whi
     tr.whisper_model_dir(target)
     assert (target / "model.bin").stat().st_size == record["sizes"]["model.bin"]
 
-    monkeypatch.setattr(tr, "MODEL_PARTS", (("no_such_whisper_pkg", "data/model.bin.part1"),))
+    from lantern.features import whisper_model
+
+    monkeypatch.setattr(whisper_model, "MODEL_PARTS", (("no_such_whisper_pkg", "data/model.bin.part1"),))
     with pytest.raises(LanternError, match=r"pip install 'lantern-emotion\[speech\]'"):
         tr.whisper_model_dir(tmp_path / "elsewhere")
     assert tr.whisper_model_dir(target) == target  # an assembled copy needs no packages

@@ -70,7 +70,7 @@ def test_bad_names_and_overlapping_actors_are_errors(tmp_path):
 @pytest.fixture
 def whisper():
     pytest.importorskip("faster_whisper")
-    from lantern.predict.transcribe import whisper_model_dir
+    from lantern.features.whisper_model import whisper_model_dir
 
     try:
         whisper_model_dir()

@@ -27,7 +27,6 @@ import numpy as np
 
 from lantern.annotate.action_units import AUTimeline, au_phrases, au_scores, pseudo_label
 from lantern.annotate.tone import ProsodyNorms, prosody_of, tone_phrases
-from lantern.errors import DataError
 from lantern.paths import atomic_write_text
 
 #: bump when the clues, the caption template or the reason prompt change
@@ -195,6 +194,36 @@ def read_done(path: Path, prompt_version: int = PROMPT_VERSION) -> dict[str, Cli
     return done
 
 
+def _clues(u, label: str | None, extractor, norms: ProsodyNorms | None,
+           corpus: ProsodyNorms | None) -> ClipAnnotation:
+    """One clip's clues and coarse caption (everything but the LLM's reason)."""
+    ann = ClipAnnotation(u.id, u.text or "", label)
+    video = u.media.get("video")
+    if video and extractor is not None:
+        timeline = _timeline(extractor, Path(video), u.id)
+        ann.AU_list = timeline.frequent()
+        ann.peak_index = timeline.peak_index()
+        if ann.peak_index is None:
+            ann.notes.append("video: no face found in any sampled frame")
+        else:
+            ann.peak_AU_list = timeline.active_at(ann.peak_index)
+            ann.visual_prior_list = au_phrases(ann.peak_AU_list)
+            ann.pseu_emotion = pseudo_label(set(ann.peak_AU_list))
+    else:
+        ann.notes.append("no video: no action units (audio only)")
+    if u.media.get("audio"):
+        if norms is None:
+            ann.notes.append(f"tone against the corpus norms ({corpus.n} clips): "
+                             f"fewer than 4 clips of speaker {u.speaker}")
+        ann.audio_prior_list = tone_phrases(prosody_of(u.features["audio:egemaps"]), norms or corpus)
+    else:
+        ann.audio_prior_list = ["unknown (no audio)"]
+    ann.notes.append(NO_VLM)
+    ann.caption = coarse_caption(label or ann.pseu_emotion, ann.visual_prior_list,
+                                 ann.audio_prior_list, ann.text, bool(video))
+    return ann
+
+
 def annotate(utterances: Sequence, label_names: Sequence[str | None], out_dir: str | Path, *,
              classes: Sequence[str] = (), llm=None, cache=None, face: bool = True,
              progress: bool = True) -> dict[str, Any]:
@@ -228,32 +257,7 @@ def annotate(utterances: Sequence, label_names: Sequence[str | None], out_dir: s
     with open(lines, "a", encoding="utf-8") as sink:
         for u, label in tqdm(todo, desc="annotate", unit="clip", disable=not progress):
             t0 = time.perf_counter()
-            ann = ClipAnnotation(u.id, u.text or "", label)
-            video = u.media.get("video")
-            if video and extractor is not None:
-                timeline = _timeline(extractor, Path(video), u.id)
-                ann.AU_list = timeline.frequent()
-                ann.peak_index = timeline.peak_index()
-                if ann.peak_index is None:
-                    ann.notes.append("video: no face found in any sampled frame")
-                else:
-                    ann.peak_AU_list = timeline.active_at(ann.peak_index)
-                    ann.visual_prior_list = au_phrases(ann.peak_AU_list)
-                    ann.pseu_emotion = pseudo_label(set(ann.peak_AU_list))
-            else:
-                ann.notes.append("no video: no action units (audio only)")
-            if u.media.get("audio"):
-                p = prosody_of(u.features["audio:egemaps"])
-                norms = norms_by.get(u.speaker)
-                if norms is None:
-                    ann.notes.append(f"tone against the corpus norms ({corpus.n} clips): "
-                                     f"fewer than 4 clips of speaker {u.speaker}")
-                ann.audio_prior_list = tone_phrases(p, norms or corpus)
-            else:
-                ann.audio_prior_list = ["unknown (no audio)"]
-            ann.notes.append(NO_VLM)
-            ann.caption = coarse_caption(label or ann.pseu_emotion, ann.visual_prior_list,
-                                         ann.audio_prior_list, ann.text, bool(video))
+            ann = _clues(u, label, extractor, norms_by.get(u.speaker), corpus)
             given = label or ann.pseu_emotion
             if llm is not None and given:
                 ann.reason_status = _write_reason(ann, given, classes, llm, cache, tokens)
@@ -296,20 +300,5 @@ def _write_reason(ann: ClipAnnotation, label: str, classes: Sequence[str], llm, 
     return status
 
 
-def annotated_reasons(path: str | Path, field_name: str = "smp_reason_caption") -> dict[str, str]:
-    """Clip name -> reason from a ``merr.json`` (for training the ``[reason]`` task); the
-    coarse ``caption`` stands in where no fine-grained reason passed the filters."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the MERR annotation file ({exc})", path=path) from None
-    if not isinstance(data, dict):
-        raise DataError("not a MERR annotation file (an object keyed by clip name)", path=path)
-    bad = next((name for name, a in data.items() if not isinstance(a, dict)), None)
-    if bad is not None:
-        raise DataError("each clip's annotation must be an object", path=path, field=bad)
-    return {name: (a.get(field_name) or a.get("caption") or "") for name, a in data.items()}
-
-
 __all__ = ["ClipAnnotation", "annotate", "coarse_caption", "check_reason", "reason_messages",
-           "read_done", "annotated_reasons", "PROMPT_VERSION", "NO_VLM"]
+           "read_done", "PROMPT_VERSION", "NO_VLM"]

@@ -46,7 +46,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lantern.data.labels import SHARED_7
+from lantern.data.labels import EMOTIC_26, SHARED_7
 from lantern.errors import ConfigError
 
 SHARED = SHARED_7.classes
@@ -68,6 +68,12 @@ TO_SHARED: dict[str, dict[str, str | None]] = {
                  "angry": "anger", "fearful": "fear", "disgust": "disgust", "surprised": "surprise"},
     "fer7": {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy",
              "sad": "sadness", "surprise": "surprise", "neutral": "neutral"},
+    "caer7": {"Anger": "anger", "Disgust": "disgust", "Fear": "fear", "Happy": "joy",
+              "Neutral": "neutral", "Sad": "sadness", "Surprise": "surprise"},
+    # EMOTIC's categories with an Ekman counterpart (Aversion: "disgust, dislike, repulsion" in
+    # its definitions); EMOTIC has no neutral, and the other 20 have no counterpart
+    "emotic26": {**{c: None for c in EMOTIC_26.classes}, "Anger": "anger", "Aversion": "disgust",
+                 "Fear": "fear", "Happiness": "joy", "Sadness": "sadness", "Surprise": "surprise"},
 }
 
 __all__ = ["SHARED", "TO_SHARED", "mapping", "shared_classes", "project_probs", "project_labels"]

@@ -191,40 +191,7 @@ def render_benchmarks(results: Sequence[dict]) -> str:
         parts.append("\nNo results yet.\n")
     for (dataset, label_set, split) in sorted(groups):
         rows = sorted(groups[(dataset, label_set, split)], key=_row_sort_key)
-        has_gain = any(isinstance(r.get("gain_vs_vanilla"), dict) for r in rows)
-        has_llm = any(isinstance(r.get("llm"), dict) for r in rows)
-
-        # UAR (mean per-class recall) where results report it (speech emotion: RAVDESS);
-        # WAR, the speech papers' other figure, is the accuracy column.
-        has_uar = any(isinstance(r.get("metrics"), dict) and "uar" in r["metrics"] for r in rows)
-        header = ["model", "method", "variant", "features", "accuracy", "weighted F1",
-                  *(["UAR"] if has_uar else []), "seeds",
-                  "utterances", "selection", "train s", "peak MB", "commit", "confusion"]
-        if has_gain:
-            header += ["Δ accuracy [95% CI]", "Δ weighted F1 [95% CI]"]
-        if has_llm:
-            header += [label for _, label in LLM_FIELDS]
-
-        lines = [f"\n## {_cell(dataset)} · {_cell(label_set)} · {_cell(split)}\n",
-                 "| " + " | ".join(header) + " |",
-                 "|" + "---|" * len(header)]
-        for r in rows:
-            metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
-            cells = [_cell(r.get("model", MISSING)), _cell(r.get("method", MISSING)),
-                     _cell(r.get("variant", MISSING)), _cell(_features(r.get("features"))),
-                     _mean_std(metrics.get("accuracy")), _mean_std(metrics.get("weighted_f1")),
-                     *([_mean_std(metrics.get("uar"))] if has_uar else []),
-                     _n_seeds(r.get("seeds")), _integer(r.get("n_utterances")),
-                     _cell(r.get("selection_split", MISSING)), _fixed(r.get("train_seconds"), 1),
-                     _fixed(r.get("peak_memory_mb"), 0), _cell(_commit(r.get("git_commit"))),
-                     _confusion(r)]
-            if has_gain:
-                gain = r.get("gain_vs_vanilla") if isinstance(r.get("gain_vs_vanilla"), dict) else {}
-                cells += [_gain(gain.get("accuracy")), _gain(gain.get("weighted_f1"))]
-            if has_llm:
-                cells += [_llm(r.get("llm"), field) for field, _ in LLM_FIELDS]
-            lines.append("| " + " | ".join(cells) + " |")
-        parts.append("\n".join(lines) + "\n")
+        parts.append(_render_group(dataset, label_set, split, rows))
     cross_rows = [r for r in results if isinstance(r.get("cross_corpus"), dict)]
     if cross_rows:
         parts.append(_render_cross_corpus(cross_rows))
@@ -235,6 +202,44 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     if predict_rows:
         parts.append(_render_predict(predict_rows))
     return "".join(parts)
+
+
+def _render_group(dataset: str, label_set: str, split: str, rows: list[dict]) -> str:
+    """One table of vanilla (and older Lantern) results: a dataset, label set and split."""
+    has_gain = any(isinstance(r.get("gain_vs_vanilla"), dict) for r in rows)
+    has_llm = any(isinstance(r.get("llm"), dict) for r in rows)
+
+    # UAR (mean per-class recall) where results report it (speech emotion: RAVDESS);
+    # WAR, the speech papers' other figure, is the accuracy column.
+    has_uar = any(isinstance(r.get("metrics"), dict) and "uar" in r["metrics"] for r in rows)
+    header = ["model", "method", "variant", "features", "accuracy", "weighted F1",
+              *(["UAR"] if has_uar else []), "seeds",
+              "utterances", "selection", "train s", "peak MB", "commit", "confusion"]
+    if has_gain:
+        header += ["Δ accuracy [95% CI]", "Δ weighted F1 [95% CI]"]
+    if has_llm:
+        header += [label for _, label in LLM_FIELDS]
+
+    lines = [f"\n## {_cell(dataset)} · {_cell(label_set)} · {_cell(split)}\n",
+             "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    for r in rows:
+        metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
+        cells = [_cell(r.get("model", MISSING)), _cell(r.get("method", MISSING)),
+                 _cell(r.get("variant", MISSING)), _cell(_features(r.get("features"))),
+                 _mean_std(metrics.get("accuracy")), _mean_std(metrics.get("weighted_f1")),
+                 *([_mean_std(metrics.get("uar"))] if has_uar else []),
+                 _n_seeds(r.get("seeds")), _integer(r.get("n_utterances")),
+                 _cell(r.get("selection_split", MISSING)), _fixed(r.get("train_seconds"), 1),
+                 _fixed(r.get("peak_memory_mb"), 0), _cell(_commit(r.get("git_commit"))),
+                 _confusion(r)]
+        if has_gain:
+            gain = r.get("gain_vs_vanilla") if isinstance(r.get("gain_vs_vanilla"), dict) else {}
+            cells += [_gain(gain.get("accuracy")), _gain(gain.get("weighted_f1"))]
+        if has_llm:
+            cells += [_llm(r.get("llm"), field) for field, _ in LLM_FIELDS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 CORPUS_ORDER = ("iemocap", "meld", "emorynlp", "dailydialog")

@@ -96,7 +96,7 @@ class WhisperEncoderExtractor(FeatureExtractor):
 
     def _load(self):
         if self._model is None:
-            from lantern.predict.transcribe import load_model
+            from lantern.features.whisper_model import load_model
 
             self._model = load_model(self.model_dir)
         return self._model

@@ -152,9 +152,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
             check_llm(llm)   # before hours of transcription and features, not after
         bundle = load_bundle(settings.model)
         label_set, vad_scale, model_info = bundle.label_set, bundle.vad_scale, bundle.info()
-        if (bundle.model.model_type == "emotion-llama") != (settings.system == "emotion-llama"):
-            raise ConfigError(f"{settings.model or 'the shipped model'} is a {bundle.model.model_type!r} "
-                              f"model; use --system {'emotion-llama' if bundle.model.model_type == 'emotion-llama' else 'lantern'}")
+        _check_system(bundle, settings)
         inp = load_input(input_path, max_duration_s=settings.max_duration_s,
                          language=settings.language, task=settings.task, speaker=settings.speaker,
                          progress=settings.progress, workdir=out_dir / "work",
@@ -195,6 +193,14 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
         if own_llm:
             llm.close()
     return PredictResult(document, *paths)
+
+
+def _check_system(bundle, settings: PredictSettings) -> None:
+    """An emotion-llama model goes with ``--system emotion-llama``, any other with lantern."""
+    is_llama = bundle.model.model_type == "emotion-llama"
+    if is_llama != (settings.system == "emotion-llama"):
+        raise ConfigError(f"{settings.model or 'the shipped model'} is a {bundle.model.model_type!r} "
+                          f"model; use --system {'emotion-llama' if is_llama else 'lantern'}")
 
 
 def _timed(fn, *args, **kwargs):

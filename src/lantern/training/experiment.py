@@ -82,7 +82,7 @@ def attach_reasons(ds: EmotionDataset, spec: dict, config_dir: str | None = None
     is in the MERR annotation file gets ``meta["reason"]`` (the field, or the coarse caption
     where the field is empty), which trains Emotion-LLaMA's ``[reason]`` task. A relative path
     is read from the current directory (run from the repository root), else beside the config."""
-    from lantern.annotate.merr import annotated_reasons
+    from lantern.data.annotations import annotated_reasons
 
     if not isinstance(spec, dict) or "path" not in spec:
         raise ConfigError("reasons: needs {path: <merr.json>, field: smp_reason_caption | caption}")
