@@ -1,0 +1,53 @@
+"""Paired bootstrap of two trained runs on the same split (``lantern train`` output folders):
+B's seeds against A's seed-averaged prediction, accuracy and weighted F1 in points.
+
+    python scripts/paired_delta.py RUN_A RUN_B [--split test]
+
+A's prediction per utterance is the argmax of its seeds' mean probabilities; B's score is the
+mean over its seeds in every replicate (lantern.evaluation.metrics.paired_bootstrap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _load(run: Path, split: str):
+    seeds = sorted(run.glob("seed*/predictions"))
+    if not seeds:
+        raise SystemExit(f"{run}: no seed*/predictions folders")
+    rows = [[json.loads(line) for line in (s / f"{split}.jsonl").read_text().splitlines()] for s in seeds]
+    classes = list(rows[0][0]["probs"])
+    ids = [r["utterance_id"] for r in rows[0]]
+    probs = np.array([[[r["probs"][c] for c in classes] for r in seed] for seed in rows])
+    gold = [classes.index(r["label"]) for r in rows[0]]
+    return ids, classes, probs, np.array(gold)
+
+
+def main(argv=None) -> int:
+    from lantern.evaluation.metrics import paired_bootstrap
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_a", type=Path)
+    ap.add_argument("run_b", type=Path)
+    ap.add_argument("--split", default="test")
+    args = ap.parse_args(argv)
+    ids_a, classes, pa, y = _load(args.run_a, args.split)
+    ids_b, classes_b, pb, _ = _load(args.run_b, args.split)
+    if ids_a != ids_b or classes != classes_b:
+        raise SystemExit("the runs do not score the same utterances in the same classes")
+    a = pa.mean(axis=0).argmax(axis=1)
+    b = pb.argmax(axis=2)
+    out = {m: paired_bootstrap(y, a, b, m, n_classes=len(classes))
+           for m in ("accuracy", "weighted_f1")}
+    print(json.dumps({"a": str(args.run_a), "b": str(args.run_b), "split": args.split,
+                      "n": int(len(y)), **out}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
