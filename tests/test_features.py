@@ -49,7 +49,7 @@ def test_import_loads_no_model_library():
 
 
 def test_registry_and_options():
-    assert FEATURES.names() == ["audio:compare", "audio:egemaps", "audio:iemocap8",
+    assert FEATURES.names() == ["audio:compare", "audio:egemaps", "audio:iemocap8", "audio:whisper",
                                 "text:minilm", "text:qwen", "text:st", "visual:face"]
     with pytest.raises(ConfigError, match="unknown feature extractor"):
         get_extractor("audio:wav2vec")
