@@ -59,6 +59,19 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LANTERN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture
+def whisper():
+    """The Whisper-base model, assembled; skip when the optional speech extra is not installed."""
+    pytest.importorskip("faster_whisper")
+    from lantern.errors import LanternError
+    from lantern.features.whisper_model import whisper_model_dir
+
+    try:
+        whisper_model_dir()
+    except LanternError as exc:
+        pytest.skip(str(exc))
+
+
 # -- the real LLM runtime ------------------------------------------------------------------------
 
 def require_llm_runtime() -> None:

@@ -36,17 +36,6 @@ def ffmpeg(*args: str) -> None:
                     *args, "-y"], check=True)
 
 
-@pytest.fixture
-def whisper():
-    """Skip when the optional speech extra is not installed."""
-    pytest.importorskip("faster_whisper")
-    from lantern.predict.transcribe import whisper_model_dir
-
-    try:
-        whisper_model_dir()
-    except LanternError as exc:
-        pytest.skip(str(exc))
-
 
 @pytest.fixture(scope="module")
 def concat_recording(tmp_path_factory) -> tuple[Path, list[float]]:

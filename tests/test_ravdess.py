@@ -10,7 +10,7 @@ import pytest
 
 from conftest import require_data
 from lantern.data.ravdess import load_ravdess, parse_name
-from lantern.errors import ConfigError, DataError, LanternError
+from lantern.errors import ConfigError, DataError
 
 RAVDESS = "RAVDESS_speech_16k"
 
@@ -65,17 +65,6 @@ def test_bad_names_and_overlapping_actors_are_errors(tmp_path):
     assert "03-01-09-01-01-01-01.wav" in str(err.value)
     with pytest.raises(DataError, match="MM-VV-EE"):
         parse_name("Actor_01/angry.wav")
-
-
-@pytest.fixture
-def whisper():
-    pytest.importorskip("faster_whisper")
-    from lantern.features.whisper_model import whisper_model_dir
-
-    try:
-        whisper_model_dir()
-    except LanternError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.mark.data

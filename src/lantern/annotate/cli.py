@@ -65,9 +65,7 @@ def _clips(args):
         loaded = load_input(path, workdir=Path(args.out) / "wav", progress=not args.no_progress)
         for d in loaded.dialogues:
             for u in d.utterances:
-                if u.media.get("video") and u.meta.get("wav"):
-                    u.media["audio"] = u.meta["wav"]   # the 16 kHz track extracted from the video
-                elif u.meta.get("wav"):
+                if u.meta.get("wav"):   # the 16 kHz track extracted from the audio or video file
                     u.media["audio"] = u.meta["wav"]
                 utts.append(u)
     return utts, [None] * len(utts), ["neutral", "happy", "sad", "angry", "surprise", "fear", "disgust"]

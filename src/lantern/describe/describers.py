@@ -75,7 +75,8 @@ class Describer:
         return {"describer": self.name, "prompt_version": PROMPT_VERSION, "classes": list(classes),
                 "box": list(box) if box is not None else None}
 
-    def describe(self, path, classes: Sequence[str], box=None) -> Description:  # pragma: no cover
+    def describe(self, path, classes: Sequence[str], box=None, sha256: str | None = None) -> Description:  # pragma: no cover
+        """``sha256``: the image's hash when the caller has it (else it is computed)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -108,14 +109,14 @@ class VLMDescriber(Describer):
         return [{"role": "user", "content": [{"type": "text", "text": text},
                                              {"type": "image_url", "image_url": {"url": url}}]}]
 
-    def describe(self, path, classes, box=None) -> Description:
+    def describe(self, path, classes, box=None, sha256: str | None = None) -> Description:
         from lantern.llm.base import ChatRequest
 
         img, notes = load_image(path)
         t0 = time.perf_counter()
         response = self.llm.chat(ChatRequest(self.messages(img, classes, box), max_tokens=self.max_tokens))
         text = (response.text or "").strip()[:DESCRIPTION_CHARS * 2]
-        return Description(str(path), image_sha256(path), self.name, PROMPT_VERSION, text or None,
+        return Description(str(path), sha256 or image_sha256(path), self.name, PROMPT_VERSION, text or None,
                            {}, notes, list(box) if box is not None else None, response.model_id,
                            response.prompt_tokens, response.completion_tokens,
                            round(time.perf_counter() - t0, 3), "ok" if text else "failed")
@@ -196,7 +197,7 @@ class ObservationsDescriber(Describer):
                     f"explain in detail which emotions are more suitable for describing how the person "
                     f"feels, based on these observations."}]
 
-    def describe(self, path, classes, box=None) -> Description:
+    def describe(self, path, classes, box=None, sha256: str | None = None) -> Description:
         from pydantic import BaseModel, Field
 
         from lantern.llm.structured import structured_chat
@@ -211,7 +212,7 @@ class ObservationsDescriber(Describer):
                                        template_hash=f"describe-observations-v{PROMPT_VERSION}",
                                        max_tokens=260, max_length=DESCRIPTION_CHARS)
         text = f"{parsed.description.strip()} ({NOT_SEEN})" if parsed is not None else None
-        return Description(str(path), image_sha256(path), self.name, PROMPT_VERSION, text, obs,
+        return Description(str(path), sha256 or image_sha256(path), self.name, PROMPT_VERSION, text, obs,
                            notes + more + [NOT_SEEN], list(box) if box is not None else None,
                            self.llm.model_id, call.prompt_tokens, call.completion_tokens,
                            round(time.perf_counter() - t0, 3), "ok" if parsed is not None else "failed")
@@ -249,7 +250,7 @@ def describe_images(paths: Sequence, describer: Describer, classes: Sequence[str
         if hit is not None:
             d = Description(**{**hit, "image": str(path), "cached": True})
         else:
-            d = describer.describe(path, classes, box)
+            d = describer.describe(path, classes, box, sha256=sha)
             if cache is not None and d.status == "ok":
                 cache.put_json(key, d.model or describer.name, d.to_dict())
         if sink is not None:

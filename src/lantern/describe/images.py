@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from lantern.errors import DataError
@@ -29,10 +28,12 @@ MIN_SIDE = 16
 
 
 def image_sha256(path: str | Path) -> str:
+    from lantern.llm import sha256_file
+
     path = Path(path)
     if not path.is_file():
         raise DataError("image not found", path=path, field="image")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def load_image(path: str | Path):

@@ -41,14 +41,37 @@ def read_audio(path, utterance_id: str, start: float | None = None,
     return np.ascontiguousarray(signal, dtype=np.float32), int(sr)
 
 
-class OpenSmileExtractor(FeatureExtractor):
+class AudioFileExtractor(FeatureExtractor):
+    """Base of the extractors that read ``utterance.media["audio"]``: the whole file, or with
+    ``segment`` (set by the subclass's constructor) only ``[start, end]`` of it."""
+
+    modality = "audio"
+    input_media = ("audio",)
+    segment = False
+
+    def _span(self, u) -> tuple[float | None, float | None]:
+        if not self.segment:
+            return None, None
+        if u.start is None or u.end is None:
+            raise DataError(f"utterance {u.id}: segment=True needs start and end times",
+                            path=(u.media or {}).get("audio"), field="start")
+        if u.end <= u.start:
+            raise DataError(f"utterance {u.id}: end {u.end} is not after start {u.start}",
+                            path=(u.media or {}).get("audio"), field="end")
+        return u.start, u.end
+
+    def input_key(self, utterance) -> str:
+        path = media_path(utterance, "audio", self.name)
+        start, end = self._span(utterance)
+        return f"{file_key(path)}|{start}|{end}"
+
+
+class OpenSmileExtractor(AudioFileExtractor):
     """openSMILE functionals of one feature set over the whole utterance.
 
     Options: ``segment`` (cut ``[start, end]`` from the file; False).
     """
 
-    modality = "audio"
-    input_media = ("audio",)
     version = 1
     batch_size = 8
     feature_set = "eGeMAPSv02"
@@ -62,22 +85,6 @@ class OpenSmileExtractor(FeatureExtractor):
 
     def options(self) -> dict[str, Any]:
         return {"feature_set": self.feature_set, "level": "functionals", "segment": self.segment}
-
-    def _span(self, u) -> tuple[float | None, float | None]:
-        if not self.segment:
-            return None, None
-        if u.start is None or u.end is None:
-            raise DataError(f"utterance {u.id}: segment=True needs start and end times",
-                            field="start")
-        if u.end <= u.start:
-            raise DataError(f"utterance {u.id}: end {u.end} is not after start {u.start}",
-                            field="end")
-        return u.start, u.end
-
-    def input_key(self, utterance) -> str:
-        path = media_path(utterance, "audio", self.name)
-        start, end = self._span(utterance)
-        return f"{file_key(path)}|{start}|{end}"
 
     def _load(self):
         if self._smile is None:

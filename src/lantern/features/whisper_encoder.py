@@ -19,8 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from lantern.errors import ConfigError, DataError
-from lantern.features.audio import read_audio
-from lantern.features.base import FeatureExtractor, file_key, media_path
+from lantern.features.audio import AudioFileExtractor, read_audio
+from lantern.features.base import media_path
 
 SAMPLE_RATE = 16000
 MIN_SECONDS = 0.25
@@ -59,12 +59,10 @@ def pool_states(states: np.ndarray, pooling: str) -> np.ndarray:
     return np.concatenate([mean, states.std(axis=0)]).astype(np.float32)
 
 
-class WhisperEncoderExtractor(FeatureExtractor):
+class WhisperEncoderExtractor(AudioFileExtractor):
     """Time-pooled Whisper-base encoder states (1024-d mean+std, or 512-d mean)."""
 
     name = "audio:whisper"
-    modality = "audio"
-    input_media = ("audio",)
     version = 1
     batch_size = 16
 
@@ -80,19 +78,6 @@ class WhisperEncoderExtractor(FeatureExtractor):
     def options(self) -> dict[str, Any]:
         return {"model": "whisper-base-ct2-int8", "pooling": self.pooling, "segment": self.segment,
                 "padding": "none"}
-
-    def _span(self, u):
-        if not self.segment:
-            return None, None
-        if u.start is None or u.end is None or u.end <= u.start:
-            raise DataError(f"utterance {u.id}: segment=True needs start < end (got {u.start}, {u.end})",
-                            path=(u.media or {}).get("audio"), field="start")
-        return u.start, u.end
-
-    def input_key(self, utterance) -> str:
-        path = media_path(utterance, "audio", self.name)
-        start, end = self._span(utterance)
-        return f"{file_key(path)}|{start}|{end}"
 
     def _load(self):
         if self._model is None:
