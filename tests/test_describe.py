@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import completion, http_server, require_data
 from lantern.describe.describers import (NOT_SEEN, ObservationsDescriber, VLMDescriber,
                                          describe_images)
-from lantern.describe.images import MAX_PIXELS, load_image
+from lantern.features.images import MAX_PIXELS, load_image
 from lantern.errors import DataError
 from lantern.llm.base import ChatResponse, LLM
 

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lantern.describe.images import draw_box, image_sha256, load_image
+from lantern.features.images import draw_box, image_sha256, load_image
 from lantern.errors import ConfigError
 from lantern.registry import Registry
 

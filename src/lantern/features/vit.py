@@ -8,7 +8,7 @@ On first use the backbone is cut out of that file (``onnx.utils.extract_model`` 
 backbone's final layer norm) into the cache, ``<cache>/models/vits14-backbone-<hash>.onnx``,
 and run with onnxruntime on 2 threads.
 
-Per image (``utterance.media["image"]``, read by :func:`lantern.describe.images.load_image`,
+Per image (``utterance.media["image"]``, read by :func:`lantern.features.images.load_image`,
 so bad images get the same clear errors and stated conversions as the describers): resized to
 224x224 (bicubic), ImageNet-normalised; the backbone gives the CLS token and 16x16 patch
 tokens of 384 values. The vector is the CLS token followed by the patch tokens average-pooled
@@ -145,7 +145,7 @@ class ViTS14Extractor(FeatureExtractor):
         return ((a - MEAN) / STD).transpose(2, 0, 1).astype(np.float32)
 
     def _image(self, utterance):
-        from lantern.describe.images import load_image
+        from lantern.features.images import load_image
 
         path = media_path(utterance, "image", self.name)
         try:

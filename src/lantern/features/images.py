@@ -1,4 +1,5 @@
-"""Reading an image for a describer, with a clear error or a stated fallback for bad input.
+"""Reading an image for a describer or an image encoder, with a clear error or a stated
+fallback for bad input.
 
 - unreadable or not an image: :class:`DataError` naming the file;
 - more than :data:`MAX_PIXELS` pixels (a 20000x20000 image, a decompression bomb): refused
