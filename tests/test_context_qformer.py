@@ -89,6 +89,16 @@ def test_trains_on_a_separable_problem():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+@pytest.mark.parametrize("streams", STREAMS)
+def test_every_parameter_gets_a_gradient(streams):
+    model, batch = make_model(streams).train(), make_batch()
+    F.cross_entropy(model(batch).logits[:, 0], batch.labels[:, 0]).backward()
+    for name, p in model.named_parameters():
+        if name.startswith("heads.regressor"):
+            continue                                   # the VAD head: no VAD loss here
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
 def test_save_load_round_trip(tmp_path):
     model, batch = make_model(dropout=0.1).eval(), make_batch()
     model.save_pretrained(tmp_path)

@@ -51,7 +51,7 @@ class _Block(nn.Module):
     """Shared self-attention over [queries; text], queries-only cross-attention to the image,
     separate feed-forwards for queries and text (pre-norm residual layers)."""
 
-    def __init__(self, hidden: int, n_heads: int, dropout: float, cross: bool):
+    def __init__(self, hidden: int, n_heads: int, dropout: float, cross: bool, text_ffn: bool):
         super().__init__()
         self.norm_self = nn.LayerNorm(hidden)
         self.self_attn = nn.MultiheadAttention(hidden, n_heads, dropout=dropout, batch_first=True)
@@ -63,7 +63,8 @@ class _Block(nn.Module):
         def ffn() -> nn.Module:
             return nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, 4 * hidden), nn.GELU(),
                                  nn.Dropout(dropout), nn.Linear(4 * hidden, hidden))
-        self.ffn_query, self.ffn_text = ffn(), ffn()
+        # The last block's text feed-forward would feed nothing (only queries are read out).
+        self.ffn_query, self.ffn_text = ffn(), (ffn() if text_ffn else None)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, q: torch.Tensor, text: torch.Tensor | None, text_pad: torch.Tensor | None,
@@ -81,7 +82,7 @@ class _Block(nn.Module):
             q = q + self.dropout(self.cross_attn(h, image, image, key_padding_mask=image_pad,
                                                  need_weights=False)[0])
         q = q + self.dropout(self.ffn_query(q))
-        if text is not None:
+        if text is not None and self.ffn_text is not None:
             text = text + self.dropout(self.ffn_text(text))
         return q, text
 
@@ -120,8 +121,9 @@ class ContextQFormer(VanillaModel):
             self.proj[role] = nn.Linear(input_dims[key] // n_tok, hidden)
             self.pos[role] = nn.Parameter(torch.zeros(n_tok, hidden))
         self.queries = nn.Parameter(torch.randn(n_queries, hidden) * 0.02)
-        self.blocks = nn.ModuleList(_Block(hidden, n_heads, dropout, cross=self.image_key is not None)
-                                    for _ in range(n_blocks))
+        self.blocks = nn.ModuleList(_Block(hidden, n_heads, dropout, cross=self.image_key is not None,
+                                           text_ffn=self.text_key is not None and i < n_blocks - 1)
+                                    for i in range(n_blocks))
         self.norm = nn.LayerNorm(hidden)
         self.heads = MultiTaskHeads(hidden, n_classes, dropout=dropout)
 
