@@ -226,7 +226,7 @@ def _print_fusion(results) -> None:
 
 
 def cmd_fuse(args) -> int:
-    from lantern.pipeline import stage_fuse, stage_vanilla
+    from lantern.pipeline import stage_fuse
 
     cfg = _pipeline_config(args)
     # Fusion reads the answer folder (vanilla predictions pinned there, answers): no LLM and
