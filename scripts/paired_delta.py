@@ -1,7 +1,10 @@
 """Paired bootstrap of two trained runs on the same split (``lantern train`` output folders):
 B's seeds against A's seed-averaged prediction, accuracy and weighted F1 in points.
 
-    python scripts/paired_delta.py RUN_A RUN_B [--split test]
+    python scripts/paired_delta.py RUN_A RUN_B [--split test] [--into RESULT.json --key NAME]
+
+``--into`` also records the comparison in B's result file, under ``paired_bootstrap[NAME]``
+(the interval then travels with the result that claims it).
 
 A's prediction per utterance is the argmax of its seeds' mean probabilities; B's score is the
 mean over its seeds in every replicate (lantern.evaluation.metrics.paired_bootstrap).
@@ -35,7 +38,11 @@ def main(argv=None) -> int:
     ap.add_argument("run_a", type=Path)
     ap.add_argument("run_b", type=Path)
     ap.add_argument("--split", default="test")
+    ap.add_argument("--into", type=Path, help="B's result file, to record the comparison in")
+    ap.add_argument("--key", help="the comparison's name in that file (e.g. 'vs text-only')")
     args = ap.parse_args(argv)
+    if bool(args.into) != bool(args.key):
+        raise SystemExit("--into and --key go together")
     ids_a, classes, pa, y = _load(args.run_a, args.split)
     ids_b, classes_b, pb, _ = _load(args.run_b, args.split)
     if ids_a != ids_b or classes != classes_b:
@@ -44,8 +51,15 @@ def main(argv=None) -> int:
     b = pb.argmax(axis=2)
     out = {m: paired_bootstrap(y, a, b, m, n_classes=len(classes))
            for m in ("accuracy", "weighted_f1")}
-    print(json.dumps({"a": str(args.run_a), "b": str(args.run_b), "split": args.split,
-                      "n": int(len(y)), **out}, indent=1))
+    comparison = {"a": str(args.run_a), "b": str(args.run_b), "split": args.split,
+                  "n": int(len(y)), **out}
+    print(json.dumps(comparison, indent=1))
+    if args.into:
+        from lantern.paths import atomic_write_text
+
+        result = json.loads(args.into.read_text())
+        result.setdefault("paired_bootstrap", {})[args.key] = comparison
+        atomic_write_text(args.into, json.dumps(result, indent=2, default=float))
     return 0
 
 

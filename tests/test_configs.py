@@ -52,7 +52,7 @@ def test_config_smoke_run(path, tmp_path, data_root):
     result = run_experiment(cfg, limit=2, progress=False, results_dir=tmp_path / "results")
     missing = [k for k in REQUIRED_KEYS if k not in result]
     assert not missing
-    assert result["selection_split"] == "valid" and result["method"] == "vanilla"
+    assert result["selection_split"] == "valid" and result["method"] == cfg.get("method", "vanilla")
     assert 0 <= result["metrics"]["weighted_f1"]["mean"] <= 100
     assert result["train_dataset"] == "+".join(cfg["dataset"].get("corpora") or [cfg["dataset"]["name"]])
     for corpus in cfg.get("evaluate_on") or []:

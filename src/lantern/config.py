@@ -149,8 +149,9 @@ PIPELINE_SECTIONS = {"vanilla": VanillaSection, "llm": LLMSection, "fusion": Fus
 # is a ConfigError naming the file and the key, never silently ignored.
 
 #: top-level keys of a training config besides its sections
-TRAINING_KEYS = ("name", "variant", "seeds", "threads", "output_dir", "config_dir", "features",
-                 "feature_options", "feature_norm", "reasons", "optional_features", "init_from", "evaluate_on")
+TRAINING_KEYS = ("name", "variant", "method", "seeds", "threads", "output_dir", "config_dir",
+                 "features", "feature_options", "feature_norm", "reasons", "optional_features",
+                 "init_from", "evaluate_on")
 
 
 def _section_keys() -> dict[str, dict[str, tuple[str, ...]]]:
@@ -222,6 +223,8 @@ def _check_registered(cfg: dict, path) -> None:
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             continue
         known = [n for n in params if n not in fixed]
+        if section == "dataset":
+            known.append("descriptions")   # applied by load_dataset itself, for any loader
         for key in options:
             if key not in known:
                 raise _unknown(path, f"{section}.", key, known)

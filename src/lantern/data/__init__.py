@@ -19,6 +19,13 @@ DATASETS.register("cogmen-pickle", "lantern.data.official_pickles:load_cogmen_pi
 DATASETS.register("sdt-pickle", "lantern.data.official_pickles:load_sdt_pickle")
 
 
-def load_dataset(name: str, **options):
-    """Load a registered dataset; options go to its loader (``data_root``, ``label_set``, ...)."""
-    return DATASETS.get(name)(**options)
+def load_dataset(name: str, descriptions: str | None = None, **options):
+    """Load a registered dataset; options go to its loader (``data_root``, ``label_set``, ...).
+    ``descriptions`` (image datasets): a ``lantern describe`` output file whose texts become
+    the images' utterance text (:mod:`lantern.data.descriptions`)."""
+    dataset = DATASETS.get(name)(**options)
+    if descriptions is not None:
+        from lantern.data.descriptions import attach_descriptions
+
+        attach_descriptions(dataset, descriptions)
+    return dataset

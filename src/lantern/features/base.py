@@ -56,6 +56,9 @@ class FeatureExtractor:
     #: the ``utterance.media`` keys this extractor reads (any one suffices); empty: it reads
     #: the utterance itself (text)
     input_media: tuple[str, ...] = ()
+    #: False: models get the vectors as they are, not standardised with training statistics
+    #: (padded token sequences: see :class:`~lantern.models.batching.FeatureSpec`)
+    standardise: bool = True
 
     def has_input(self, utterance) -> bool:
         """Whether ``utterance`` has what this extractor reads (for optional modalities)."""

@@ -158,3 +158,52 @@ class MiniLMExtractor(SentenceTransformerExtractor):
                          max_seq_length=max_seq_length, normalize=False, threads=threads,
                          device=device)
         self.dim = 384
+
+
+class MiniLMTokensExtractor(MiniLMExtractor):
+    """all-MiniLM-L6-v2's contextual token embeddings (its last layer, before pooling): the
+    first ``tokens`` word pieces of the text, [CLS] included, ``tokens x 384`` back to back.
+    Rows after the text's end are NaN, the feature tables' mark for a missing value, which
+    batching turns into the all-zero rows that ``context-qformer`` treats as padding; the
+    vectors are fed unstandardised (``standardise = False``: per-position statistics would make
+    padding non-zero). For models that attend over a description's tokens rather than read one
+    sentence vector.
+    """
+
+    name = "text:minilm-tokens"
+    version = 1
+    standardise = False
+
+    def __init__(self, tokens: int = 48, batch_size: int = 64, threads: int = 2, device: str = "cpu"):
+        super().__init__(batch_size=batch_size, max_seq_length=int(tokens), threads=threads,
+                         device=device)
+        if int(tokens) < 2:
+            raise ConfigError(f"{self.name}: tokens must be at least 2, got {tokens}")
+        self.tokens = int(tokens)
+        self.dim = self.tokens * 384
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "tokens": self.tokens}
+
+    def _load(self):
+        model = super()._load()
+        self.dim = self.tokens * 384      # the parent sets the sentence vector's size
+        return model
+
+    def extract_batch(self, utterances: Sequence) -> np.ndarray:
+        texts = [self.input_key(u) for u in utterances]
+        out = np.full((len(texts), self.tokens, 384), np.nan, dtype=np.float32)
+        if not texts:
+            return out.reshape(0, self.dim)
+        model = self._load()
+        import torch
+
+        encoder, tokenizer = model[0].auto_model, model.tokenizer
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                enc = tokenizer(texts[i:i + self.batch_size], padding=True, truncation=True,
+                                max_length=self.tokens, return_tensors="pt")
+                hidden = encoder(**enc).last_hidden_state.numpy()
+                for j, n in enumerate(enc["attention_mask"].sum(1).tolist()):
+                    out[i + j, :n] = hidden[j, :n]
+        return out.reshape(len(texts), self.dim)

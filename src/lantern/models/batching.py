@@ -34,7 +34,11 @@ class FeatureSpec:
 
     @classmethod
     def fit(cls, modalities: dict[str, str], train: list[Dialogue],
-            optional: tuple[str, ...] | list[str] = ()) -> "FeatureSpec":
+            optional: tuple[str, ...] | list[str] = (),
+            unscaled: tuple[str, ...] | list[str] = ()) -> "FeatureSpec":
+        """``unscaled``: modalities fed as they are (mean 0, std 1), such as padded token
+        embeddings, whose per-position statistics would turn padding into values and
+        explode positions that few training texts reach."""
         optional = tuple(optional or ())
         unknown = sorted(set(optional) - set(modalities))
         if unknown:
@@ -46,6 +50,10 @@ class FeatureSpec:
                     if modality not in optional or name in u.features]
             if not rows:
                 raise DataError(f"no training utterance has {name!r}", field=name)
+            if modality in unscaled:
+                mean[modality] = np.zeros(rows[0].shape[0], np.float32)
+                std[modality] = np.ones(rows[0].shape[0], np.float32)
+                continue
             stacked = np.stack(rows).astype(np.float64)
             # NaN marks a missing measurement: statistics ignore it, collate imputes the mean.
             with np.errstate(all="ignore"):

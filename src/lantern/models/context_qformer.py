@@ -12,7 +12,8 @@ Features arrive as the flat per-item vectors every feature table stores: the ``t
 modality holds ``text_tokens`` token embeddings of equal size back to back, the ``image``
 modality ``image_tokens`` patch tokens (1 each: a sentence embedding and a pooled image
 vector). An all-zero token is padding and is not attended to, so descriptions of different
-lengths share one table.
+lengths share one table (``text:minilm-tokens`` writes NaN rows there and is fed
+unstandardised, so batching turns them into zeros).
 
 >>> import torch
 >>> from lantern.models.base import Batch

@@ -219,7 +219,10 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     out_dir = Path(cfg.get("output_dir") or f"runs/{cfg['name']}-{ds.label_set.name}")
     if limit is not None:
         out_dir = out_dir.with_name(out_dir.name + f"-limit{limit}")
-    spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"), cfg.get("optional_features") or ())
+    from lantern.features import unscaled_modalities
+
+    spec = FeatureSpec.fit(cfg["features"], ds.dialogues("train"), cfg.get("optional_features") or (),
+                           unscaled_modalities(cfg["features"]))
     spec.speaker_norm = cfg.get("feature_norm") == "speaker"   # travels with the saved model
     corpora = load_evaluation_corpora(cfg, feature_options, limit, progress)
     wall = time.time()
@@ -236,7 +239,7 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     result = build_result(
         dataset=ds.name, label_set=ds.label_set.name,
         n_utterances=sum(u.label is not None for u in ds.utterances("test")), model=model_name,
-        method="vanilla", variant=variant, features=dict(cfg["features"]), seeds=seeds,
+        method=cfg.get("method") or "vanilla", variant=variant, features=dict(cfg["features"]), seeds=seeds,
         train_dataset=train_dataset_name(ds),
         metrics=summarise_seeds([s["test"] for s in per_seed]), per_seed=per_seed,
         valid_weighted_f1=summarise_seeds([{"weighted_f1": s["selection"]} for s in per_seed])["weighted_f1"],

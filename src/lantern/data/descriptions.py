@@ -1,0 +1,87 @@
+"""Context descriptions as utterance text: the ``descriptions`` option of every image dataset.
+
+``lantern describe FOLDER --out descriptions.jsonl`` writes one JSON line per image (its
+``sha256``, ``text``, ``describer``, ``status``, ...; see :mod:`lantern.describe`);
+``load_dataset("fer2013", descriptions="descriptions.jsonl.gz")`` then sets each image's
+``Utterance.text`` to its description, matched by the image file's sha256 (so the data root
+may move), for the text stream of the ``context-qformer`` model. An image without an ``ok``
+description is an error naming it: a model trained on a silently partial set would not say
+what it read. The file may be gzip-compressed (``.gz``), as committed descriptions are.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from lantern.data.io import require_file
+from lantern.errors import DataError
+
+__all__ = ["attach_descriptions", "read_descriptions"]
+
+
+def _lines(path: Path) -> list[str]:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"not a readable gzip file ({exc})", path=path) from None
+    try:
+        return data.decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not valid utf-8 (offset {exc.start})", path=path) from None
+
+
+def read_descriptions(path: str | Path) -> tuple[dict[str, str], dict]:
+    """``({image sha256: description text}, {"describers": [...], "images": n})`` from a
+    describe output file. Failed descriptions are left out; a later line for the same image
+    (a resumed run) wins."""
+    path = require_file(path, "descriptions file")
+    texts: dict[str, str] = {}
+    describers: set[str] = set()
+    for i, raw in enumerate(_lines(path), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=i) from None
+        if not isinstance(obj, dict):
+            raise DataError("each line must be a JSON object", path=path, line=i)
+        for key in ("sha256", "status"):
+            if not isinstance(obj.get(key), str):
+                raise DataError(f"missing or non-string {key!r}", path=path, line=i, field=key)
+        if obj["status"] != "ok":
+            continue
+        text = obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError("an ok description with no text", path=path, line=i, field="text")
+        texts[obj["sha256"]] = text
+        describers.add(str(obj.get("describer")))
+    return texts, {"describers": sorted(describers), "images": len(texts)}
+
+
+def attach_descriptions(dataset, path: str | Path):
+    """Set every image utterance's text to its description (in place); returns ``dataset``."""
+    from lantern.llm import sha256_file
+
+    texts, info = read_descriptions(path)
+    missing = []
+    for dialogues in dataset.splits.values():
+        for d in dialogues:
+            for u in d.utterances:
+                image = u.media.get("image")
+                if image is None:
+                    raise DataError(f"utterance {u.id} has no image to describe", path=path)
+                text = texts.get(sha256_file(image))
+                if text is None:
+                    missing.append(image)
+                else:
+                    u.text = text
+    if missing:
+        raise DataError(f"{len(missing)} image(s) have no ok description, e.g. {missing[0]} "
+                        f"(run lantern describe on them, appending to this file)", path=path)
+    dataset.source = {**dataset.source, "descriptions": {"file": Path(path).name, **info}}
+    return dataset

@@ -1,0 +1,185 @@
+"""Context descriptions as model input (issue #13): the template writer, description files as
+utterance text, and MiniLM token embeddings whose padding context-qformer does not attend to."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import require_data
+from lantern.data import load_dataset
+from lantern.data.descriptions import attach_descriptions, read_descriptions
+from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
+from lantern.data.labels import FER2013_7
+from lantern.describe.describers import (NOT_SEEN_TEMPLATE, ObservationsDescriber, describe_images,
+                                         template_text)
+from lantern.errors import ConfigError, DataError
+from lantern.features import get_extractor, unscaled_modalities
+from lantern.llm import sha256_file
+from lantern.models.batching import FeatureSpec, collate
+
+CLASSES = list(FER2013_7.classes)
+
+
+class NoLLM:
+    model_id = "none"
+
+    def chat(self, request):     # the template writer must never call it
+        raise AssertionError("the template writer called the LLM")
+
+    def close(self):
+        pass
+
+
+# -- the template writer ------------------------------------------------------------------
+
+def test_template_text_leads_with_the_expression_and_handles_no_face():
+    text = template_text({"subject": "no box given: the whole image", "lighting": "bright",
+                          "face": "no face found"})
+    assert text == "No face was found. The lighting is bright; no box given: the whole image."
+
+
+def test_an_unknown_writer_is_a_config_error():
+    with pytest.raises(ConfigError, match="writer must be one of llm, template"):
+        ObservationsDescriber(writer="poem")
+
+
+def test_template_and_llm_writers_have_different_cache_identities():
+    llm = ObservationsDescriber(llm=NoLLM()).identity(CLASSES, None)
+    template = ObservationsDescriber(writer="template").identity(CLASSES, None)
+    assert template["writer"] == "template" and "model" not in template and llm != template
+
+
+@pytest.mark.data
+def test_the_template_writer_calls_no_llm_and_says_so(tmp_path):
+    pytest.importorskip("mediapipe")
+    face = sorted(require_data("FER2013_test_images/test/happy").glob("*.jpg"))[0]
+    d = ObservationsDescriber(llm=NoLLM(), writer="template")
+    out = describe_images([face], d, CLASSES)[0]
+    d.close()
+    assert out.status == "ok" and out.prompt_tokens == out.completion_tokens == 0
+    assert out.text.startswith("The expression model reads ") and NOT_SEEN_TEMPLATE in out.text
+    assert NOT_SEEN_TEMPLATE in out.notes and out.model is None
+
+
+# -- description files as utterance text ----------------------------------------------------
+
+def _images(tmp_path, n=3):
+    from PIL import Image
+
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"img{i}.png"
+        Image.new("L", (8, 8), color=40 * i).save(p)
+        paths.append(p)
+    return paths
+
+
+def _dataset(paths) -> EmotionDataset:
+    dialogues = [Dialogue(f"d{i}", [Utterance(f"d{i}", "face", "", label=0, media={"image": str(p)})], "train")
+                 for i, p in enumerate(paths)]
+    return EmotionDataset("tiny", FER2013_7, {"train": dialogues})
+
+
+def _line(path, text, status="ok") -> str:
+    return json.dumps({"image": str(path), "sha256": sha256_file(path), "describer": "observations",
+                       "status": status, "text": text})
+
+
+def test_descriptions_become_the_utterance_text_matched_by_image_hash(tmp_path):
+    paths = _images(tmp_path)
+    lines = [_line(p, f"text {i}") for i, p in enumerate(paths)]
+    lines.append(_line(paths[0], "text 0, resumed"))          # a later line wins
+    lines.append(_line(paths[1], None, status="failed"))       # failed lines are left out
+    file = tmp_path / "descriptions.jsonl.gz"
+    file.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    ds = attach_descriptions(_dataset(paths), file)
+    assert [u.text for u in ds.utterances("train")] == ["text 0, resumed", "text 1", "text 2"]
+    assert ds.source["descriptions"] == {"file": file.name, "describers": ["observations"], "images": 3}
+
+
+def test_an_image_without_a_description_names_the_image(tmp_path):
+    paths = _images(tmp_path)
+    file = tmp_path / "descriptions.jsonl"
+    file.write_text(_line(paths[0], "only one") + "\n")
+    with pytest.raises(DataError, match=r"2 image\(s\) have no ok description, e\.g\. .*img1\.png") as err:
+        attach_descriptions(_dataset(paths), file)
+    assert "descriptions.jsonl" in str(err.value)
+
+
+@pytest.mark.parametrize("content, line, match", [
+    ('{"sha256": "a", "status": "ok", "text": "x"}\nnot json\n', 2, "invalid JSON"),
+    ('[1, 2]\n', 1, "each line must be a JSON object"),
+    ('{"status": "ok", "text": "x"}\n', 1, "missing or non-string 'sha256'"),
+    ('{"sha256": "a", "status": "ok", "text": "  "}\n', 1, "an ok description with no text"),
+])
+def test_a_bad_descriptions_file_names_the_line(tmp_path, content, line, match):
+    file = tmp_path / "d.jsonl"
+    file.write_text(content)
+    with pytest.raises(DataError, match=match) as err:
+        read_descriptions(file)
+    assert f"d.jsonl:{line}" in str(err.value) or f"line {line}" in str(err.value)
+
+
+def test_a_broken_gzip_file_is_a_data_error(tmp_path):
+    file = tmp_path / "d.jsonl.gz"
+    file.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        read_descriptions(file)
+
+
+@pytest.mark.data
+def test_the_committed_fer2013_descriptions_cover_every_image(data_root):
+    from conftest import REPO
+
+    require_data("FER2013_test_images/test")
+    file = REPO / "benchmarks/descriptions/fer2013-observations-template.jsonl.gz"
+    ds = load_dataset("fer2013", data_root=data_root, descriptions=str(file))
+    texts = [u.text for s in ("train", "valid", "test") for u in ds.utterances(s)]
+    assert len(texts) == 3589 and all(t.startswith(("The expression model", "No face")) for t in texts)
+
+
+# -- token embeddings and their padding ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tokens():
+    ex = get_extractor("text:minilm-tokens", tokens=12)
+    yield ex
+    ex.close()
+
+
+def test_minilm_tokens_pad_with_nan_after_the_text(tokens):
+    utts = [Utterance("a", "A", "happy"), Utterance("b", "A", "a much longer sentence " * 5)]
+    x = tokens.extract_batch(utts).reshape(2, 12, 384)
+    assert tokens.dim == 12 * 384
+    short = ~np.isnan(x[0]).all(axis=1)
+    assert short.tolist() == [True] * 3 + [False] * 9          # [CLS] happy [SEP]
+    assert np.isfinite(x[1]).all()                               # truncated at 12 word pieces
+    again = tokens.extract_batch(utts[:1]).reshape(12, 384)
+    np.testing.assert_allclose(x[0][short], again[short], atol=1e-5)
+
+
+def test_token_padding_reaches_context_qformer_as_masked_zero_rows(tokens):
+    from lantern.models.context_qformer import _tokens
+
+    utts = [Utterance(f"u{i}", "A", t, label=0) for i, t in enumerate(["happy", "sad and tired today"])]
+    raw = tokens.extract_batch(utts)
+    for u, v in zip(utts, raw):
+        u.features["text:minilm-tokens"] = v
+    n_real = (~np.isnan(raw.reshape(2, 12, 384)).all(axis=2)).sum(axis=1).tolist()
+    dialogues = [Dialogue(u.id, [u]) for u in utts]
+    features = {"text": "text:minilm-tokens"}
+    assert unscaled_modalities(features) == ("text",)
+    spec = FeatureSpec.fit(features, dialogues, unscaled=unscaled_modalities(features))
+    batch = collate(dialogues, spec, None)
+    flat = batch.features["text"].reshape(2, -1)
+    tok, pad = _tokens(flat, 12)
+    assert torch.isfinite(tok).all()
+    np.testing.assert_allclose(tok[0, :3].numpy(), raw[0].reshape(12, 384)[:3], atol=1e-6)
+    assert n_real[0] == 3 and pad[0].tolist() == [False] * 3 + [True] * 9
+    assert pad[1].sum() == 12 - n_real[1]
+    assert (tok[pad] == 0).all()
