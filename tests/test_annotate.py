@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import require_data
-from lantern.annotate.action_units import AUTimeline, au_scores, pseudo_label
+from lantern.features.action_units import AUTimeline, au_scores, pseudo_label
 from lantern.annotate.merr import ClipAnnotation, annotate, check_reason, read_done
 from lantern.data.dialogues import Utterance
 from lantern.llm.base import ChatResponse, LLM

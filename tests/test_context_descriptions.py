@@ -99,7 +99,8 @@ def test_descriptions_become_the_utterance_text_matched_by_image_hash(tmp_path):
     file.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     ds = attach_descriptions(_dataset(paths), file)
     assert [u.text for u in ds.utterances("train")] == ["text 0, resumed", "text 1", "text 2"]
-    assert ds.source["descriptions"] == {"file": file.name, "describers": ["observations"], "images": 3}
+    assert ds.source["descriptions"] == {"file": file.name, "describers": ["observations"],
+                                         "writers": ["llm"], "images": 3}   # no writer: the LLM
 
 
 def test_an_image_without_a_description_names_the_image(tmp_path):
@@ -183,3 +184,44 @@ def test_token_padding_reaches_context_qformer_as_masked_zero_rows(tokens):
     assert n_real[0] == 3 and pad[0].tolist() == [False] * 3 + [True] * 9
     assert pad[1].sum() == 12 - n_real[1]
     assert (tok[pad] == 0).all()
+
+
+# -- lantern predict --system context ---------------------------------------------------------
+
+@pytest.mark.data
+def test_predict_system_context_describes_and_labels_each_image(tmp_path, data_root):
+    import shutil
+
+    from conftest import REPO
+    from lantern.config import load_config
+    from lantern.predict import PredictSettings, predict
+    from lantern.training.experiment import run_experiment
+
+    root = require_data("FER2013_test_images/test")
+    pytest.importorskip("mediapipe")
+    cfg = load_config(REPO / "configs/fer2013/context-qformer.yaml",
+                      ["seeds=[0]", "training.epochs=1", f"output_dir={tmp_path / 'run'}",
+                       f"dataset.data_root={data_root}"])
+    run_experiment(cfg, limit=2, progress=False, results_dir=None)
+    model = tmp_path / "run-limit2" / "seed0" / "model"      # --limit runs get the suffix
+    images = tmp_path / "photos"
+    images.mkdir()
+    for c in ("happy", "sad"):
+        shutil.copy(sorted((root / c).glob("*.jpg"))[0], images / f"{c}.jpg")
+    out = predict(images, tmp_path / "out", PredictSettings(system="context", model=str(model),
+                                                            progress=False))
+    doc = out.document
+    assert doc["system"] == "context" and doc["input"]["kind"] == "images" and doc["llm"] is None
+    assert len(doc["utterances"]) == 2
+    for u in doc["utterances"]:
+        assert u["text"].startswith("The expression model reads ") and NOT_SEEN_TEMPLATE in u["text"]
+        assert u["description"]["text"] == u["text"] and u["description"]["prompt_tokens"] == 0
+        assert abs(sum(u["vanilla"]["probs"].values()) - 1) < 1e-4 and u["final"] in CLASSES
+    assert out.report_path is not None and "The expression model reads" in out.report_path.read_text()
+    with pytest.raises(ConfigError, match="use --system context"):
+        predict(images, tmp_path / "out2", PredictSettings(model=str(model), llm="off", progress=False))
+    with pytest.raises(ConfigError, match="--system context needs --model"):
+        PredictSettings(system="context")
+    with pytest.raises(DataError, match="--system context reads images"):
+        predict(REPO / "README.md", tmp_path / "out3",
+                PredictSettings(system="context", model=str(model), progress=False))

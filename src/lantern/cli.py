@@ -405,9 +405,11 @@ def _add_predict_parser(sub) -> None:
     p.add_argument("input", help="a conversation file (.jsonl/.json/.csv, docs/conversation-format.md), "
                    "a folder of per-utterance audio/video clips, or one audio/video recording")
     p.add_argument("--out", help="output folder (default runs/predict/<input name>)")
-    p.add_argument("--system", choices=("lantern", "emotion-llama"), default="lantern",
+    p.add_argument("--system", choices=("lantern", "emotion-llama", "context"), default="lantern",
                    help="lantern: vanilla model + LLM refinement (default); emotion-llama: a saved "
-                        "emotion-llama model (--model) names the emotion from voice (and words) and says why")
+                        "emotion-llama model (--model) names the emotion from voice (and words) and says why; "
+                        "context: an image or a folder of images, each described, then read with its "
+                        "description by a saved context-qformer model (--model)")
     p.add_argument("--model", help="a saved vanilla model folder or a shipped model name (default: iemocap-6way-text)")
     p.add_argument("--llm", choices=LLM_CHOICES, default=EMBEDDED,
                    help="LLM refinement: embedded llama.cpp (default), an OpenAI-compatible server, or off")

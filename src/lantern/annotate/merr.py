@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lantern.annotate.action_units import AUTimeline, au_phrases, au_scores, pseudo_label
+from lantern.features.action_units import AUTimeline, au_phrases, au_scores, pseudo_label
 from lantern.annotate.tone import ProsodyNorms, prosody_of, tone_phrases
 from lantern.paths import atomic_write_text
 

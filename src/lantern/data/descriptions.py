@@ -35,12 +35,13 @@ def _lines(path: Path) -> list[str]:
 
 
 def read_descriptions(path: str | Path) -> tuple[dict[str, str], dict]:
-    """``({image sha256: description text}, {"describers": [...], "images": n})`` from a
-    describe output file. Failed descriptions are left out; a later line for the same image
+    """``({image sha256: description text}, {"describers": [...], "writers": [...], "images":
+    n})`` from a describe output file (``writers``: the observations describer's). Failed descriptions are left out; a later line for the same image
     (a resumed run) wins."""
     path = require_file(path, "descriptions file")
     texts: dict[str, str] = {}
     describers: set[str] = set()
+    writers: set[str] = set()
     for i, raw in enumerate(_lines(path), start=1):
         if not raw.strip():
             continue
@@ -60,7 +61,9 @@ def read_descriptions(path: str | Path) -> tuple[dict[str, str], dict]:
             raise DataError("an ok description with no text", path=path, line=i, field="text")
         texts[obj["sha256"]] = text
         describers.add(str(obj.get("describer")))
-    return texts, {"describers": sorted(describers), "images": len(texts)}
+        if obj.get("describer") == "observations":
+            writers.add(str(obj.get("writer") or "llm"))
+    return texts, {"describers": sorted(describers), "writers": sorted(writers), "images": len(texts)}
 
 
 def attach_descriptions(dataset, path: str | Path):

@@ -158,7 +158,7 @@ class ObservationsDescriber(Describer):
 
     def observe(self, img, box=None) -> tuple[dict[str, Any], list[str]]:
         """The offline models' observations of ``img`` (the box's crop for the face)."""
-        from lantern.annotate.action_units import ACTIVE, au_phrases, au_scores
+        from lantern.features.action_units import ACTIVE, au_phrases, au_scores
         from lantern.features.face import BLENDSHAPES, FER_CLASSES, FaceExtractor
 
         notes: list[str] = []

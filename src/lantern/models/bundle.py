@@ -52,6 +52,9 @@ class ModelBundle:
     vad_scale: tuple[float, float] | None
     dataset: str
     feature_options: dict[str, Any] = field(default_factory=dict)
+    #: where the training texts came from when they are not the data's own (context
+    #: descriptions: file, describers, writers), so predict writes its texts the same way
+    text_source: dict[str, Any] = field(default_factory=dict)
     directory: Path | None = None
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -59,7 +62,8 @@ class ModelBundle:
     def metadata(self) -> dict[str, Any]:
         return {"classes": list(self.label_set.classes), "label_set": self.label_set.name,
                 "dataset": self.dataset, "vad_scale": self.vad_scale,
-                "feature_spec": self.spec.to_config(), "feature_options": self.feature_options}
+                "feature_spec": self.spec.to_config(), "feature_options": self.feature_options,
+                **({"text_source": self.text_source} if self.text_source else {})}
 
     def save(self, directory: str | Path) -> Path:
         self.directory = self.model.save_pretrained(directory, metadata=self.metadata())
@@ -77,7 +81,8 @@ class ModelBundle:
         return cls(model, FeatureSpec.from_config(cfg["feature_spec"]),
                    resolve_label_set(cfg.get("label_set"), tuple(cfg["classes"])),
                    tuple(scale) if scale else None, str(cfg.get("dataset") or "?"),
-                   dict(cfg.get("feature_options") or {}), directory, dict(cfg.get("versions") or {}))
+                   dict(cfg.get("feature_options") or {}), dict(cfg.get("text_source") or {}),
+                   directory, dict(cfg.get("versions") or {}))
 
     # -- use
     @property

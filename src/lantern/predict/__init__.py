@@ -7,7 +7,9 @@ Whisper) -> features (the registered extractors the model was trained on) -> the
 model shipped with the package (:mod:`.pretrained`) -> receptive fields + LLM answers
 (:mod:`lantern.refine`, embedded llama.cpp by default, any OpenAI-compatible server, or off)
 -> the prediction document, CSV and HTML report (:mod:`.outputs`,
-:mod:`lantern.report`). ``docs/predict-output.md`` documents the outputs.
+:mod:`lantern.report`). ``docs/predict-output.md`` documents the outputs. ``--system
+emotion-llama`` and ``--system context`` (images, :mod:`.context`) use a saved model of
+their own kind instead and have no refinement stage.
 
 LLM answers go through the persistent SQLite cache, so predicting the same input twice
 makes no second LLM call, and an interrupted run resumes where it stopped. The chosen LLM
@@ -30,9 +32,13 @@ from lantern.predict.inputs import (DEFAULT_MAX_DURATION_S, DEFAULT_MAX_INPUT_BY
 from lantern.receptive_fields import DEFAULT_STRIDE, DEFAULT_WINDOW
 from lantern.records import PredictionRow
 
-#: what ``--system`` chooses: the vanilla model + Lantern's LLM refinement, or Emotion-LLaMA
-#: (a saved ``emotion-llama`` model: label and probabilities read from its LLM, plus a reason)
-SYSTEMS = ("lantern", "emotion-llama")
+#: what ``--system`` chooses: the vanilla model + Lantern's LLM refinement, Emotion-LLaMA
+#: (a saved ``emotion-llama`` model: label and probabilities read from its LLM, plus a reason),
+#: or context descriptions (images: a description each, read with the image by a saved
+#: ``context-qformer`` model; :mod:`.context`)
+SYSTEMS = ("lantern", "emotion-llama", "context")
+#: the model type each system other than lantern needs
+SYSTEM_MODEL = {"emotion-llama": "emotion-llama", "context": "context-qformer"}
 
 
 @dataclass
@@ -69,6 +75,9 @@ class PredictSettings:
         if self.system == "emotion-llama" and not self.model:
             raise ConfigError("--system emotion-llama needs --model: a saved emotion-llama model folder "
                               "(lantern train configs/ravdess/emotion-llama.yaml writes one per seed)")
+        if self.system == "context" and not self.model:
+            raise ConfigError("--system context needs --model: a saved context-qformer model folder "
+                              "(lantern train configs/fer2013/context-qformer.yaml writes one per seed)")
         if self.llm not in LLM_CHOICES:
             raise ConfigError(f"unknown llm {self.llm!r}; choose one of {', '.join(LLM_CHOICES)}")
         if self.llm == OPENAI and not self.base_url and "base_url" not in self.llm_options:
@@ -131,7 +140,6 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     >>> r.document["utterances"][0]["vanilla"]["label"] in r.document["classes"]
     True
     """
-    from lantern.predict.inputs import load_input
     from lantern.predict.outputs import build_document, render_outputs, write_outputs
     from lantern.predict.pretrained import load_bundle
 
@@ -140,7 +148,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
-    if settings.system == "emotion-llama":   # its own LLM answers; no refinement stage
+    if settings.system in SYSTEM_MODEL:   # no refinement stage (context: the describer's LLM)
         from dataclasses import replace
 
         settings, llm = replace(settings, llm=LLM_OFF), None
@@ -153,16 +161,16 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
         bundle = load_bundle(settings.model)
         label_set, vad_scale, model_info = bundle.label_set, bundle.vad_scale, bundle.info()
         _check_system(bundle, settings)
-        inp = load_input(input_path, max_duration_s=settings.max_duration_s,
-                         language=settings.language, task=settings.task, speaker=settings.speaker,
-                         progress=settings.progress, workdir=out_dir / "work",
-                         label_set=label_set.name, max_text_chars=settings.max_text_chars,
-                         max_utterances=settings.max_utterances,
-                         max_input_bytes=settings.max_input_bytes, media_paths=settings.media_paths)
+        inp = _read_input(input_path, settings, out_dir, label_set)
         try:
             timings["transcription"] = inp.seconds
             if settings.system == "emotion-llama":
                 _audio_of_videos(inp.dialogues)
+            descriptions = None
+            if settings.system == "context":
+                from lantern.predict.context import describe_inputs
+
+                timings["description"], descriptions = describe_inputs(inp, bundle, settings.llm_model)
             timings["features"], feature_stats = _timed(_features, inp.dialogues, bundle,
                                                         settings.progress, inp.kind)
             timings["vanilla"], rows = _timed(lambda: list(bundle.prediction_rows(inp.dialogues)))
@@ -178,7 +186,8 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
 
             document = build_document(rows, inp, label_set, vad_scale, model_info, refined,
                                       llm_summary, timings, settings.display_name or input_path,
-                                      reasons=reasons, system=settings.system)
+                                      reasons=reasons, system=settings.system,
+                                      descriptions=descriptions)
             document["features"] = feature_stats
             report_start = time.perf_counter()
             render_outputs(document, report=settings.report)   # timed; rendered again below
@@ -196,11 +205,28 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
 
 
 def _check_system(bundle, settings: PredictSettings) -> None:
-    """An emotion-llama model goes with ``--system emotion-llama``, any other with lantern."""
-    is_llama = bundle.model.model_type == "emotion-llama"
-    if is_llama != (settings.system == "emotion-llama"):
-        raise ConfigError(f"{settings.model or 'the shipped model'} is a {bundle.model.model_type!r} "
-                          f"model; use --system {'emotion-llama' if is_llama else 'lantern'}")
+    """An emotion-llama model goes with ``--system emotion-llama``, a context-qformer with
+    ``--system context``, any other with lantern."""
+    kind = bundle.model.model_type
+    wanted = {v: k for k, v in SYSTEM_MODEL.items()}.get(kind, "lantern")
+    if wanted != settings.system:
+        raise ConfigError(f"{settings.model or 'the shipped model'} is a {kind!r} model; "
+                          f"use --system {wanted}")
+
+
+def _read_input(input_path, settings: PredictSettings, out_dir: Path, label_set):
+    """Images for ``--system context``; a conversation, clips or a recording otherwise."""
+    from lantern.predict.context import load_images
+    from lantern.predict.inputs import load_input
+
+    if settings.system == "context":
+        return load_images(input_path, label_set, settings.max_utterances)
+    return load_input(input_path, max_duration_s=settings.max_duration_s,
+                      language=settings.language, task=settings.task, speaker=settings.speaker,
+                      progress=settings.progress, workdir=out_dir / "work",
+                      label_set=label_set.name, max_text_chars=settings.max_text_chars,
+                      max_utterances=settings.max_utterances,
+                      max_input_bytes=settings.max_input_bytes, media_paths=settings.media_paths)
 
 
 def _timed(fn, *args, **kwargs):

@@ -39,10 +39,11 @@ READABLE = {"hap": "happy", "sad": "sad", "neu": "neutral", "ang": "angry", "exc
 
 def build_document(rows: list[PredictionRow], inp, label_set, vad_scale, model_info: dict,
                    refined: dict | None, llm_summary: dict | None, timings: dict,
-                   input_path, reasons: dict | None = None, system: str = "lantern") -> dict:
+                   input_path, reasons: dict | None = None, system: str = "lantern",
+                   descriptions: dict | None = None) -> dict:
     """Assemble the document from the vanilla :class:`~lantern.records.PredictionRow` s and
     the refined probabilities by (dialogue id, utterance id); ``reasons`` (Emotion-LLaMA)
-    gives each utterance a ``reason``."""
+    gives each utterance a ``reason``, ``descriptions`` (context) a ``description``."""
     import lantern
 
     classes = list(label_set.classes)
@@ -56,6 +57,8 @@ def build_document(rows: list[PredictionRow], inp, label_set, vad_scale, model_i
                 "vanilla": {"label": r.top, "probs": dict(r.probs)},
                 "vad": dict(zip(("valence", "arousal", "dominance"), r.vad)),
                 "refined": None, "reason": (reasons or {}).get(r.key)}
+        if descriptions is not None:
+            item["description"] = descriptions.get(r.key)
         if refined is not None:
             ref = refined[r.key]
             probs = {c: round(p, 6) for c, p in ref["probs"].items()}

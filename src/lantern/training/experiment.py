@@ -292,7 +292,8 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
     trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
                       ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint)
     fit = trainer.fit()
-    bundle = ModelBundle(model, spec, ds.label_set, ds.vad_scale, ds.name, feature_options)
+    bundle = ModelBundle(model, spec, ds.label_set, ds.vad_scale, ds.name, feature_options,
+                         dict(ds.source.get("descriptions") or {}))
     bundle.save(seed_dir / "model")
     rows_by_split = {}
     for split, dialogues in ds.splits.items():
