@@ -36,8 +36,8 @@ def _lines(path: Path) -> list[str]:
 
 def read_descriptions(path: str | Path) -> tuple[dict[str, str], dict]:
     """``({image sha256: description text}, {"describers": [...], "writers": [...], "images":
-    n})`` from a describe output file (``writers``: the observations describer's). Failed descriptions are left out; a later line for the same image
-    (a resumed run) wins."""
+    n})`` from a describe output file (``writers``: the observations describer's). Failed
+    descriptions are left out; a later line for the same image (a resumed run) wins."""
     path = require_file(path, "descriptions file")
     texts: dict[str, str] = {}
     describers: set[str] = set()

