@@ -239,7 +239,26 @@ def _render_group(dataset: str, label_set: str, split: str, rows: list[dict]) ->
         if has_llm:
             cells += [_llm(r.get("llm"), field) for field, _ in LLM_FIELDS]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _paired_lines(rows)) + "\n"
+
+
+def _paired_lines(rows: list[dict]) -> list[str]:
+    """One line per paired-bootstrap comparison a result records (``paired_bootstrap``, from
+    ``scripts/paired_delta.py --into``): the variant against the named run, 95 % intervals.
+
+    >>> _paired_lines([{"variant": "fused", "paired_bootstrap": {"vs text-only": {"n": 9,
+    ...     "accuracy": {"delta": -2.0, "low": -5.0, "high": 1.0},
+    ...     "weighted_f1": {"delta": -1.0, "low": -4.0, "high": 2.0}}}}])
+    ['', '- fused vs text-only (paired bootstrap, 9 utterances): Δ accuracy -2.00 [-5.00, +1.00], Δ weighted F1 -1.00 [-4.00, +2.00]']
+    """
+    out = []
+    for r in rows:
+        for name, c in sorted((r.get("paired_bootstrap") or {}).items()):
+            if isinstance(c, dict):
+                out.append(f"- {_cell(r.get('variant', MISSING))} {_cell(name)} (paired bootstrap, "
+                           f"{_integer(c.get('n'))} utterances): Δ accuracy {_gain(c.get('accuracy'))}, "
+                           f"Δ weighted F1 {_gain(c.get('weighted_f1'))}")
+    return [""] + out if out else []
 
 
 CORPUS_ORDER = ("iemocap", "meld", "emorynlp", "dailydialog")
