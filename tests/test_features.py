@@ -50,7 +50,7 @@ def test_import_loads_no_model_library():
 
 def test_registry_and_options():
     assert FEATURES.names() == ["audio:compare", "audio:egemaps", "audio:iemocap8", "audio:whisper",
-                                "text:minilm", "text:qwen", "text:st", "visual:face", "visual:vits14"]
+                                "text:minilm", "text:minilm-tokens", "text:qwen", "text:st", "visual:face", "visual:vits14"]
     with pytest.raises(ConfigError, match="unknown feature extractor"):
         get_extractor("audio:wav2vec")
     with pytest.raises(ConfigError, match="bad options"):
