@@ -11,46 +11,22 @@ what it read. The file may be gzip-compressed (``.gz``), as committed descriptio
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
-from lantern.data.io import require_file
+from lantern.data.io import read_jsonl
 from lantern.errors import DataError
 
 __all__ = ["attach_descriptions", "read_descriptions"]
-
-
-def _lines(path: Path) -> list[str]:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"not a readable gzip file ({exc})", path=path) from None
-    try:
-        return data.decode("utf-8").split("\n")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not valid utf-8 (offset {exc.start})", path=path) from None
 
 
 def read_descriptions(path: str | Path) -> tuple[dict[str, str], dict]:
     """``({image sha256: description text}, {"describers": [...], "writers": [...], "images":
     n})`` from a describe output file (``writers``: the observations describer's). Failed
     descriptions are left out; a later line for the same image (a resumed run) wins."""
-    path = require_file(path, "descriptions file")
     texts: dict[str, str] = {}
     describers: set[str] = set()
     writers: set[str] = set()
-    for i, raw in enumerate(_lines(path), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=i) from None
-        if not isinstance(obj, dict):
-            raise DataError("each line must be a JSON object", path=path, line=i)
+    for i, obj in read_jsonl(path):
         for key in ("sha256", "status"):
             if not isinstance(obj.get(key), str):
                 raise DataError(f"missing or non-string {key!r}", path=path, line=i, field=key)

@@ -23,9 +23,17 @@ def require_file(path: str | Path, what: str = "file") -> Path:
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """Read a text file, reporting the line of the first undecodable byte."""
+    """Read a text file (gzip-compressed when its name ends in ``.gz``), reporting the line
+    of the first undecodable byte."""
     path = require_file(path)
     data = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"not a readable gzip file ({exc})", path=path) from None
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:

@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 from lantern.errors import ConfigError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+from lantern.features.images import IMAGE_SUFFIXES
 
 
 def parse_box(text: str | None):

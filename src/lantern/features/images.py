@@ -24,6 +24,8 @@ from pathlib import Path
 
 from lantern.errors import DataError
 
+#: the image files a folder input is read for (lantern describe, predict --system context)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000      # 40 MP: bigger than any camera photo a user uploads, far below a bomb
 MIN_SIDE = 16
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from lantern.data.dialogues import Dialogue, Utterance
-from lantern.describe.cli import IMAGE_SUFFIXES
 from lantern.errors import ConfigError, DataError
+from lantern.features.images import IMAGE_SUFFIXES
 
 __all__ = ["load_images", "describe_inputs", "describer_for"]
 
