@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     from lantern.config import load_config
     from lantern.evaluation.metrics import percent_scores
     from lantern.evaluation.results import build_result, save_result
-    from lantern.pipeline import answers_dir, vanilla_config
+    from lantern.pipeline import answers_dir, vanilla_config, vanilla_name
     from lantern.pipeline.vanilla import pinned_file
     from lantern.records import group_by_dialogue, read_pinned
 
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     rotate = modes["percent-rotate"]
     result = build_result(
         dataset=vcfg["dataset"]["name"], label_set=vcfg["dataset"].get("label_set"), split="valid",
-        n_utterances=rotate["utterances"], model=vcfg["model"]["name"], method="llm-position-bias",
+        n_utterances=rotate["utterances"], model=vanilla_name(vcfg), method="llm-position-bias",
         variant="percent", features=["text"], selection_split="none (no selection)", seeds=[0],
         metrics={"accuracy": {"mean": rotate["accuracy"], "std": 0.0, "per_seed": [rotate["accuracy"]]},
                  "weighted_f1": {"mean": rotate["weighted_f1"], "std": 0.0,

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from lantern.config import FusionSection, load_config
 from lantern.pipeline import answers_dir, refine_settings, vanilla_config
+from lantern.pipeline.settings import vanilla_name
 args = sys.argv[1:]
 valid_only = args[0] == "SPLITS=valid"
 args = args[1:] if valid_only else args
@@ -22,7 +23,7 @@ overrides = [a for a, prev in zip(args[1:], args) if prev == "--set"]
 cfg = load_config(args[0], overrides)
 settings, vcfg = refine_settings(cfg), vanilla_config(cfg)
 suffix = settings.variant_suffix + ("" if settings.t == 3 else f"-t{settings.t}")
-names = [f"{vcfg['dataset']['name']}-{vcfg['dataset'].get('label_set')}-{vcfg['model']['name']}-lantern-{v}{suffix}.json"
+names = [f"{vcfg['dataset']['name']}-{vcfg['dataset'].get('label_set')}-{vanilla_name(vcfg)}-lantern-{v}{suffix}.json"
          for v in FusionSection.of(cfg).variants]
 done = all((Path("benchmarks/results") / n).exists() for n in names)
 if valid_only:

@@ -119,7 +119,7 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
     from lantern.fusion import make_merger
     from lantern.fusion.calibration import shipped_prior
     from lantern.paths import atomic_write_text
-    from lantern.pipeline import refine_settings, vanilla_config
+    from lantern.pipeline import refine_settings, vanilla_config, vanilla_name
     from lantern.predict.merger import CALIBRATION_FILE, merger_name
 
     settings, vcfg = refine_settings(cfg), vanilla_config(cfg)
@@ -148,7 +148,7 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
     results = {r["variant"]: r for r in load_results(args.results_dir)
                if r.get("method") == "lantern" and r.get("answers_dir") == str(folder)}
     van = results.get("vanilla-only")
-    rows = ([f"| vanilla `{vcfg['model']['name']}` | {van['metrics']['accuracy']['mean']:.2f} | "
+    rows = ([f"| vanilla `{vanilla_name(vcfg)}` | {van['metrics']['accuracy']['mean']:.2f} | "
              f"{van['metrics']['weighted_f1']['mean']:.2f} | +0.00 | +0.00 |"] if van else [])
     rows.append(f"| **shipped** ({selection['chosen']}) | {m['accuracy']['mean']:.2f} | {m['weighted_f1']['mean']:.2f} | "
                 f"{_ci(g['accuracy'])} | {_ci(g['weighted_f1'])} |")
@@ -170,7 +170,7 @@ def _ship_cross_corpus(cfg, args, chosen, folder, valid_inputs, header) -> int:
                  "|---|---|---|---|---|\n" + "\n".join(held_rows) + "\n") if held_rows else ""
     w = float(spec["options"].get("vanilla_weight", 0.5))
     card = CROSS_CARD.format(
-        name=target.name, t=settings.t, llm=llm_name, vanilla=vcfg["model"]["name"], w=f"{w:.1f}",
+        name=target.name, t=settings.t, llm=llm_name, vanilla=vanilla_name(vcfg), w=f"{w:.1f}",
         w_llm=f"{1 - w:.1f}", calibration=method, rule=selection["rule"], answers_dir=folder,
         corpora="`, `".join(corpora), config=args.config,
         corpus_args=" ".join([*(f"--corpus {c}" for c in selection["corpora"]),
@@ -191,7 +191,8 @@ def main(argv=None) -> int:
     from lantern.evaluation.results import load_results
     from lantern.fusion.calibration import shipped_prior
     from lantern.paths import atomic_write_text
-    from lantern.pipeline import FUSION_SPLIT, output_dir, answers_dir, fusion_inputs, refine_settings, vanilla_config
+    from lantern.pipeline import (FUSION_SPLIT, answers_dir, fusion_inputs, output_dir, refine_settings,
+                                  vanilla_config, vanilla_name)
     from lantern.predict.merger import CALIBRATION_FILE, merger_name
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -249,11 +250,11 @@ def main(argv=None) -> int:
         m, g = r["metrics"], r["gain_vs_vanilla"]
         return (f"| {label} | {m['accuracy']['mean']:.2f} | {m['weighted_f1']['mean']:.2f} | "
                 f"{_ci(g['accuracy'])} | {_ci(g['weighted_f1'])} |")
-    rows = [x for x in (row("vanilla-only" + suffix, f"vanilla `{vcfg['model']['name']}`"),
+    rows = [x for x in (row("vanilla-only" + suffix, f"vanilla `{vanilla_name(vcfg)}`"),
                         row("uniform" + suffix, "mean of the LLM answers"),
                         row(variant, f"{args.variant}, mean of seeds {chosen['seeds']}")) if x]
     rows.append(_shipped_row(target, folder, seed, method, prior))
-    card = CARD.format(name=target.name, t=settings.t, llm=llm_name, vanilla=vcfg["model"]["name"],
+    card = CARD.format(name=target.name, t=settings.t, llm=llm_name, vanilla=vanilla_name(vcfg),
                        type=args.variant, label_set=vcfg["dataset"].get("label_set"),
                        n_valid=len(valid_inputs.labels),
                        calibration=method + (f" · {sel['chosen'].get('pooling')}" if sel["chosen"].get("pooling") else ""),

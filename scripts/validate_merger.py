@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     from lantern.data.label_mapping import project_labels, project_probs, shared_classes
     from lantern.evaluation.metrics import classification_report, paired_bootstrap, percent_scores
     from lantern.evaluation.results import build_result, load_results, save_result, summarise_seeds
-    from lantern.pipeline import FUSION_SPLIT, answers_dir, fusion_inputs, vanilla_config
+    from lantern.pipeline import FUSION_SPLIT, answers_dir, fusion_inputs, vanilla_config, vanilla_name
     from lantern.pipeline.fuse import seed_metrics
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
                                         n_classes=len(target)) for k in ("accuracy", "weighted_f1")}
             save_result(build_result(
                 dataset=corpus, label_set=f"shared{len(target)}", split="valid",
-                n_utterances=int(keep.sum()), model=vcfg["model"]["name"], method="lantern",
+                n_utterances=int(keep.sum()), model=vanilla_name(vcfg), method="lantern",
                 variant=variant, features=vcfg["features"], seeds=c.seeds, metrics=metrics,
                 gain_vs_vanilla=gain, calibration={"chosen": c.calibration, "prior": "iemocap valid"},
                 train_dataset=vcfg["dataset"]["name"], scored_classes=list(target),

@@ -222,3 +222,29 @@ print(json.dumps(out))
     assert done.returncode == 0, done.stderr[-2000:]
     for variant, (rebuilt, committed) in json.loads(done.stdout.strip().splitlines()[-1]).items():
         assert rebuilt == pytest.approx(committed, abs=1e-9), variant
+
+
+def test_runs_of_one_vanilla_model_share_its_pinned_predictions(tmp_path):
+    """The first run of a vanilla model pins its predictions beside its answers and in
+    answers_root/vanilla/<key>; a later run (another machine, a retrained model) copies the
+    shared pins instead of pinning its own."""
+    from lantern.pipeline.settings import shared_pins_dir, vanilla_key
+    from lantern.pipeline.vanilla import pin_vanilla, pinned_file
+    from lantern.records import read_pinned
+
+    def rows(p):
+        return [PredictionRow("d1", f"u{i}", i, {"hap": p, "sad": 1 - p}, (3.0, 3.0, 3.0), "hap") for i in range(2)]
+
+    vcfg = {"name": "iemocap-sdt-ft", "dataset": {"name": "iemocap", "label_set": "6way"}, "model": {"name": "sdt"}}
+    assert vanilla_key(vcfg) == "iemocap-6way-sdt-ft"
+    shared = shared_pins_dir({"answers_root": str(tmp_path)}, vcfg)
+    assert shared == tmp_path / "vanilla" / "iemocap-6way-sdt-ft"
+    first = pin_vanilla(rows(0.7), tmp_path / "run-w6", "test", shared)
+    assert [r.probs["hap"] for r in first] == [0.7, 0.7] and pinned_file(shared, "test").exists()
+    later = pin_vanilla(rows(0.6), tmp_path / "run-w8", "test", shared)      # retrained: 0.6
+    assert [r.probs["hap"] for r in later] == [0.7, 0.7]
+    assert [r.probs["hap"] for r in read_pinned(pinned_file(tmp_path / "run-w8", "test"))] == [0.7, 0.7]
+    own = tmp_path / "run-old"                                              # a run's own pins win
+    pin_vanilla(rows(0.5), own, "test")
+    assert [r.probs["hap"] for r in pin_vanilla(rows(0.6), own, "test", shared)] == [0.5, 0.5]
+    assert shared_pins_dir({"answers_dir": "x", "answers_root": "y"}, vcfg) is None

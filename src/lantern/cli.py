@@ -121,6 +121,15 @@ def _load_for_model(model_dir: str, args):
         ds = load_conversation(args.conversation, label_set=opts.get("label_set"))
     else:
         ds = load_dataset(args.dataset or bundle.dataset, **opts)
+    if bundle.text_source and not args.descriptions:
+        from lantern.errors import ConfigError
+
+        raise ConfigError(f"{model_dir} reads context descriptions as its text (trained on "
+                          f"{bundle.text_source.get('file')}); pass --descriptions FILE (lantern describe)")
+    if args.descriptions:
+        from lantern.data.descriptions import attach_descriptions
+
+        attach_descriptions(ds, args.descriptions)
     ds = ds.limit(args.limit)
     bundle.check_classes(ds.label_set)
     attach_features(ds, bundle.feature_names, options=bundle.feature_options,
@@ -138,6 +147,11 @@ def cmd_evaluate(args) -> int:
     out = {}
     for split in args.split or ["test"]:
         rows = list(bundle.prediction_rows(ds.dialogues(split)))
+        if ds.label_set.multi_label:   # EMOTIC, BoLD: mAP over the categories
+            from lantern.training.experiment import multi_label_metrics
+
+            out[split] = multi_label_metrics(rows, ds.label_set.classes)
+            continue
         y, p, vt, vp = label_arrays(rows, ds.label_set.classes)
         if len(y) == 0:
             out[split] = {"n_utterances": 0, "note": "no labelled utterances"}
@@ -365,6 +379,8 @@ def _add_saved_model_parsers(sub) -> None:
         p.add_argument("--conversation", help="a conversation file in the documented JSONL/CSV format")
         p.add_argument("--label-set")
         p.add_argument("--data-root")
+        p.add_argument("--descriptions", metavar="FILE.jsonl",
+                       help="context descriptions as the images' text (a context-qformer model)")
         p.add_argument("--limit", type=int)
         p.add_argument("--split", action="append", default=None)
         p.add_argument("--no-progress", action="store_true")

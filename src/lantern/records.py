@@ -85,7 +85,9 @@ class PredictionRow:
     (valence, arousal, dominance on the dataset's scale); ``label``/``vad_true`` are the
     gold annotations when known. ``speaker``/``text`` are absent in pinned vanilla files.
     ``gold_label_set`` names the label set ``label`` belongs to when it is another corpus's
-    (a model run on a corpus it was not trained for); None: the model's own classes."""
+    (a model run on a corpus it was not trained for); None: the model's own classes.
+    ``multi_label``: ``probs`` are each class's own sigmoid (they need not sum to 1) and
+    ``labels`` the gold classes of a multi-label target (EMOTIC, BoLD)."""
 
     dialogue_id: str
     utterance_id: str
@@ -97,6 +99,8 @@ class PredictionRow:
     speaker: str | None = None
     text: str | None = None
     gold_label_set: str | None = None
+    multi_label: bool = False
+    labels: tuple[str, ...] | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -125,6 +129,9 @@ class PredictionRow:
                "probs": dict(self.probs), "vad": list(self.vad) if self.vad is not None else None}
         if self.gold_label_set is not None:
             out["gold_label_set"] = self.gold_label_set
+        if self.multi_label:
+            out["multi_label"] = True
+            out["labels"] = list(self.labels) if self.labels is not None else None
         return out
 
     def pinned_json(self) -> dict[str, Any]:
@@ -137,8 +144,12 @@ class PredictionRow:
         for key in ("dialogue_id", "utterance_id", "probs"):
             if key not in obj:
                 raise DataError(f"a prediction row needs {key!r}", path=path, line=line, field=key)
-        probs = check_probs(obj["probs"], path=path, line=line, renormalise=False,
-                            where=f"utterance {obj['dialogue_id']}/{obj['utterance_id']}")
+        where = f"utterance {obj['dialogue_id']}/{obj['utterance_id']}"
+        multi = bool(obj.get("multi_label"))
+        if multi:
+            probs = _check_sigmoids(obj["probs"], where, path, line)
+        else:
+            probs = check_probs(obj["probs"], path=path, line=line, renormalise=False, where=where)
         label, gold_set = obj.get("label"), obj.get("gold_label_set")
         gold_classes = _label_set_classes(gold_set, path, line) if gold_set is not None else probs
         if label is not None and label not in gold_classes:
@@ -148,13 +159,38 @@ class PredictionRow:
                    {c: float(obj["probs"][c]) for c in probs},
                    _triple(obj.get("vad"), "vad", path, line), label,
                    _triple(obj.get("vad_true"), "vad_true", path, line),
-                   obj.get("speaker"), obj.get("text"), gold_set)
+                   obj.get("speaker"), obj.get("text"), gold_set, multi,
+                   _gold_labels(obj.get("labels"), probs, path, line) if multi else None)
 
     def with_pinned(self, pinned: "PredictionRow") -> "PredictionRow":
         """This row's text and speaker with a pinned row's prediction, label and turn."""
         return PredictionRow(self.dialogue_id, self.utterance_id, pinned.turn, dict(pinned.probs),
                              pinned.vad, pinned.label, self.vad_true, self.speaker, self.text,
                              pinned.gold_label_set)
+
+
+def _check_sigmoids(probs: Any, where: str, path, line) -> dict[str, float]:
+    """A multi-label row's ``probs``: one probability in [0, 1] per class."""
+    if not isinstance(probs, Mapping) or not probs:
+        raise DataError(f"{where}: 'probs' must be a {{class: probability}} object", path=path,
+                        line=line, field="probs")
+    try:
+        values = {str(c): float(v) for c, v in probs.items()}
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: probs must be numbers", path=path, line=line, field="probs") from None
+    if not all(0.0 <= v <= 1.0 for v in values.values()):
+        raise DataError(f"{where}: multi-label probs must each lie in [0, 1]", path=path, line=line,
+                        field="probs")
+    return values
+
+
+def _gold_labels(labels: Any, classes, path, line) -> tuple[str, ...] | None:
+    if labels is None:
+        return None
+    if not isinstance(labels, list) or any(c not in classes for c in labels):
+        raise DataError(f"labels must be a list of classes among {list(classes)}", path=path,
+                        line=line, field="labels")
+    return tuple(labels)
 
 
 def _label_set_classes(name: Any, path, line) -> tuple[str, ...]:

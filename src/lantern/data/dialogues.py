@@ -24,6 +24,9 @@ class LabelSet:
     name: str
     classes: tuple[str, ...]
     descriptions: tuple[str, ...] = ()
+    #: a person may feel several classes at once (EMOTIC, BoLD): targets are
+    #: ``Utterance.labels``, models score each class with a sigmoid, results report mAP
+    multi_label: bool = False
 
     @property
     def size(self) -> int:

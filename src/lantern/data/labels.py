@@ -26,9 +26,9 @@ _DEFS = {
 }
 
 
-def label_set(name: str, classes: tuple[str, ...]) -> LabelSet:
+def label_set(name: str, classes: tuple[str, ...], multi_label: bool = False) -> LabelSet:
     """A label set whose classes carry the short definitions LLM prompts show."""
-    return LabelSet(name, classes, tuple(_DEFS.get(c, c) for c in classes))
+    return LabelSet(name, classes, tuple(_DEFS.get(c, c) for c in classes), multi_label)
 
 
 IEMOCAP_6WAY = label_set("6way", ("hap", "sad", "neu", "ang", "exc", "fru"))
@@ -48,7 +48,7 @@ EMOTIC_26 = label_set("emotic26", (
     "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval",
     "Disconnection", "Disquietment", "Doubt/Confusion", "Embarrassment", "Engagement", "Esteem",
     "Excitement", "Fatigue", "Fear", "Happiness", "Pain", "Peace", "Pleasure", "Sadness",
-    "Sensitivity", "Suffering", "Surprise", "Sympathy", "Yearning"))
+    "Sensitivity", "Suffering", "Surprise", "Sympathy", "Yearning"), multi_label=True)
 # CAER-S (its folder names).
 CAER_7 = label_set("caer7", ("Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"))
 RAVDESS_8 = label_set("ravdess8", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))

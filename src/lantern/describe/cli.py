@@ -5,6 +5,10 @@ Examples::
     lantern describe photo.jpg --classes fer7                       # offline: observations
     lantern describe photos/ --box 40,20,300,380 --out descriptions.jsonl
     lantern describe photos/ --describer vlm --base-url http://127.0.0.1:8080/v1   # LLaVA server
+    lantern describe --dataset emotic --data-root DATA --out DATA/emotic/lantern-descriptions.jsonl
+
+``--dataset`` describes every person of an image corpus (emotic, caer, bold, fer2013) with its
+own subject box and the corpus's classes: the file its recipe's ``dataset.descriptions`` reads.
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="lantern")
@@ -39,9 +43,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("describe", help="describe how the person in an image seems to feel (context descriptions)",
                               description="A vision-language endpoint (vlm) or the offline observations "
                                           "describer writes, per image, which emotions suit the person.")
-    p.add_argument("paths", nargs="+", metavar="IMAGE|FOLDER")
+    p.add_argument("paths", nargs="*", metavar="IMAGE|FOLDER")
+    p.add_argument("--dataset", help="describe every image of this corpus (its boxes and classes) instead")
+    p.add_argument("--data-root", help="with --dataset: where the corpus lives (default: the data root)")
     p.add_argument("--describer", choices=("observations", "vlm"), default="observations")
-    p.add_argument("--classes", default="fer7", help="a label set name (fer7, emotic26, caer7, ...) or a comma list")
+    p.add_argument("--classes", help="a label set name (fer7, emotic26, caer7, ...) or a comma list "
+                                     "(default: the dataset's, else fer7)")
     p.add_argument("--box", help="the subject's box x1,y1,x2,y2 (drawn in red for vlm)")
     p.add_argument("--base-url", help="vlm: the OpenAI-compatible endpoint (with /v1)")
     p.add_argument("--model", help="vlm: the server's model; observations: the embedded LLM")
@@ -69,6 +76,18 @@ def _images(paths) -> list[Path]:
     return out
 
 
+def _dataset_images(name: str, data_root: str | None):
+    """Every image of a corpus, its subject boxes (None where it has none) and its label set."""
+    from lantern.data import load_dataset
+
+    ds = load_dataset(name, **({"data_root": data_root} if data_root else {}))
+    utterances = [u for split in ds.splits for u in ds.utterances(split) if u.media.get("image")]
+    if not utterances:
+        raise ConfigError(f"dataset {name!r} has no images to describe")
+    boxes = [u.meta.get("box") for u in utterances]
+    return [u.media["image"] for u in utterances], boxes, ds.label_set.name
+
+
 def _classes(text: str) -> list[str]:
     from lantern.data.labels import LABEL_SETS
 
@@ -87,8 +106,14 @@ def run_describe(args) -> int:
 
     if args.describer == "vlm" and not args.base_url:
         raise ConfigError("--describer vlm needs --base-url (an OpenAI-compatible vision endpoint)")
-    images = _images(args.paths)
-    box = parse_box(args.box)
+    if bool(args.paths) == bool(args.dataset):
+        raise ConfigError("describe needs IMAGE|FOLDER paths or --dataset NAME (one of the two)")
+    if args.dataset:
+        images, boxes, label_set = _dataset_images(args.dataset, args.data_root)
+        classes = _classes(args.classes or label_set)
+    else:
+        images, box = _images(args.paths), parse_box(args.box)
+        boxes, classes = ([box] * len(images) if box else None), _classes(args.classes or "fer7")
     options = ({"base_url": args.base_url, "model": args.model} if args.describer == "vlm"
                else {"model": args.model, "writer": args.writer})
     cache = None if args.no_cache else LLMCache()
@@ -97,8 +122,7 @@ def run_describe(args) -> int:
         describer.cache = cache
     sink = open(args.out, "a", encoding="utf-8") if args.out else sys.stdout
     try:
-        out = describe_images(images, describer, _classes(args.classes), cache=cache,
-                              boxes=[box] * len(images) if box else None, sink=sink)
+        out = describe_images(images, describer, classes, cache=cache, boxes=boxes, sink=sink)
     finally:
         describer.close()
         if cache is not None:

@@ -36,7 +36,9 @@ class Batch:
     texts: (B, T) the utterances' words, for models that read them (Emotion-LLaMA's prompt);
     reasons: (B, T) reason captions (``meta["reason"]``, None where absent), training only,
     or None when no utterance of the batch has one; present: modality -> (B, T) bool for the
-    spec's optional modalities (False: the utterance lacks it, its features are zeros), or None.
+    spec's optional modalities (False: the utterance lacks it, its features are zeros), or None;
+    targets: (B, T, K) float multi-hot of a multi-label target (``Utterance.labels``), NaN on
+    utterances without one, training only, or None for single-label data.
     """
 
     features: dict[str, torch.Tensor]
@@ -51,6 +53,7 @@ class Batch:
     texts: list[list[str]] = field(default_factory=list)
     reasons: list[list[str | None]] | None = None
     present: dict[str, torch.Tensor] | None = None
+    targets: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:

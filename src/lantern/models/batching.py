@@ -97,7 +97,8 @@ def collate(dialogues: list[Dialogue], spec: FeatureSpec,
             vad_scale: tuple[float, float] | None, n_classes: int | None = None) -> Batch:
     """Pad ``dialogues`` into a batch; with ``n_classes`` (training only: inference has no use
     for them), coarse labels (``meta["label_options"]``) become ``label_options``, loss
-    weights (``meta["weight"]``) ``weights`` and reason captions (``meta["reason"]``) ``reasons``."""
+    weights (``meta["weight"]``) ``weights``, reason captions (``meta["reason"]``) ``reasons``
+    and multi-label targets (``Utterance.labels``) ``targets``."""
     if not dialogues:
         raise ValueError("cannot collate an empty list of dialogues")
     B, T = len(dialogues), max(len(d) for d in dialogues)
@@ -145,4 +146,19 @@ def collate(dialogues: list[Dialogue], spec: FeatureSpec,
         reasons = [[u.meta.get("reason") or None for u in d] for d in dialogues]
     return Batch(feats, mask, speakers, labels, vad, [d.id for d in dialogues],
                  [[u.id for u in d] for d in dialogues], options, weights,
-                 [[u.text for u in d] for d in dialogues], reasons, present or None)
+                 [[u.text for u in d] for d in dialogues], reasons, present or None,
+                 _targets(dialogues, T, n_classes) if n_classes is not None else None)
+
+
+def _targets(dialogues: list[Dialogue], T: int, n_classes: int) -> torch.Tensor | None:
+    """(B, T, K) multi-hot of ``Utterance.labels``, NaN rows where an utterance has none;
+    None when no utterance of the batch has a multi-label target."""
+    if not any(u.labels is not None for d in dialogues for u in d):
+        return None
+    targets = torch.full((len(dialogues), T, n_classes), float("nan"))
+    for b, d in enumerate(dialogues):
+        for t, u in enumerate(d):
+            if u.labels is not None:
+                targets[b, t] = 0.0
+                targets[b, t, list(u.labels)] = 1.0
+    return targets

@@ -19,13 +19,13 @@ from pathlib import Path
 from lantern.pipeline.fuse import answer_records, fusion_inputs, select_on_validation, stage_fuse
 from lantern.pipeline.refine_stage import CONTENT_FREE, speed_check, stage_refine
 from lantern.pipeline.settings import (FUSION_SPLIT, answers_dir, make_llm, output_dir,
-                                       refine_settings, run_slug, vanilla_config)
+                                       refine_settings, run_slug, vanilla_config, vanilla_name)
 from lantern.pipeline.vanilla import pin_vanilla, stage_vanilla
 
 __all__ = ["CONTENT_FREE", "FUSION_SPLIT", "answer_records", "answers_dir", "fusion_inputs",
            "make_llm", "output_dir", "pin_vanilla", "refine_settings", "run_pipeline", "run_slug",
            "select_on_validation", "speed_check", "stage_fuse", "stage_refine", "stage_vanilla",
-           "vanilla_config"]
+           "vanilla_config", "vanilla_name"]
 
 
 def run_pipeline(cfg: dict, limit: int | None = None, progress: bool = True,

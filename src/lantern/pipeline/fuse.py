@@ -17,7 +17,7 @@ from lantern.paths import atomic_write_text
 from lantern.pipeline.refine_stage import CONTENT_FREE
 from lantern.config import FusionSection
 from lantern.pipeline.settings import (FUSION_SPLIT, answers_dir, output_dir, refine_settings,
-                                       vanilla_config)
+                                       vanilla_config, vanilla_name)
 from lantern.pipeline.vanilla import pinned_file
 from lantern.records import AnswersByUtterance, PredictionRow, read_pinned
 
@@ -183,7 +183,7 @@ class _FuseRun:
                 for m in ("accuracy", "weighted_f1")}
         return build_result(
             dataset=self.vcfg["dataset"]["name"], label_set=self.vcfg["dataset"].get("label_set"),
-            n_utterances=len(self.y), model=self.vcfg["model"]["name"], method="lantern",
+            n_utterances=len(self.y), model=vanilla_name(self.vcfg), method="lantern",
             variant=variant + self.suffix, features=self.vcfg["features"], seeds=run_seeds,
             metrics=seed_metrics(reports), gain_vs_vanilla=gain,
             calibration={"chosen": chosen["calibration"], "selection": selection},

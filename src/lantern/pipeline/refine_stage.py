@@ -12,7 +12,8 @@ import numpy as np
 
 from lantern.llm.base import EMBEDDED
 from lantern.paths import atomic_write_text
-from lantern.pipeline.settings import answers_dir, make_llm, refine_settings, vanilla_config
+from lantern.pipeline.settings import (answers_dir, make_llm, refine_settings, shared_pins_dir,
+                                       vanilla_config)
 from lantern.pipeline.vanilla import pin_vanilla
 
 CONTENT_FREE = "__content_free__"     # dialogue id of the contextual-calibration request
@@ -69,14 +70,14 @@ def stage_refine(cfg: dict, predictions: Path, splits=("valid", "test"), limit: 
     return summaries
 
 
-def _split_rows(predictions: Path, folder: Path, split: str, limit: int | None):
+def _split_rows(predictions: Path, folder: Path, split: str, limit: int | None, shared: Path | None = None):
     from lantern.records import group_by_dialogue, read_predictions
 
     rows = read_predictions(predictions / f"{split}.jsonl")
     if limit is not None:
         keep = {d for d, _ in group_by_dialogue(rows)[:limit]}
         rows = [r for r in rows if r.dialogue_id in keep]
-    return pin_vanilla(rows, folder, split)
+    return pin_vanilla(rows, folder, split, shared if limit is None else None)
 
 
 def _refine_split(cfg: dict, predictions: Path, folder: Path, split: str, limit, llm, cache,
@@ -90,7 +91,7 @@ def _refine_split(cfg: dict, predictions: Path, folder: Path, split: str, limit,
     vcfg = vanilla_config(cfg)
     # the classes the LLM is asked about are the vanilla model's, whatever the data's are
     label_set_name = vcfg.get("model_label_set") or vcfg["dataset"].get("label_set")
-    rows = _split_rows(predictions, folder, split, limit)
+    rows = _split_rows(predictions, folder, split, limit, shared_pins_dir(cfg, vcfg))
     classes = list(rows[0].probs)
     descriptions = resolve_label_set(label_set_name, tuple(classes)).descriptions
     run = _Run(classes, llm, settings, descriptions, None, None)

@@ -58,13 +58,44 @@ def _pretrained_vanilla_config(cfg: dict, spec) -> dict:
     return {**vcfg, "output_dir": str(vanilla_dir(cfg, vcfg))}
 
 
+def vanilla_name(vcfg: dict) -> str:
+    """The vanilla model's name in run folders, answer folders and results: its registry name,
+    plus what its training recipe's name adds after it (``iemocap-sdt-ft.yaml``: ``sdt-ft``;
+    ``iemocap-sdt.yaml``: ``sdt``), so two recipes of one architecture never share predictions,
+    answers or pinned files.
+
+    >>> vanilla_name({"name": "iemocap-context-ft", "model": {"name": "context"}})
+    'context-ft'
+    >>> vanilla_name({"name": "iemocap-sdt", "model": {"name": "sdt"}})
+    'sdt'
+    """
+    model = str((vcfg.get("model") or {}).get("name") or "")
+    recipe = str(vcfg.get("name") or "")
+    if vcfg.get("pretrained") or not model or f"-{model}-" not in f"-{recipe}-":
+        return model
+    tail = f"-{recipe}-".split(f"-{model}-", 1)[1].strip("-")
+    return f"{model}-{tail}" if tail else model
+
+
 def vanilla_dir(cfg: dict, vcfg: dict) -> Path:
-    """``<run>/vanilla/<dataset>-<label set>-<model>``: one folder per vanilla model, so runs
-    of one pipeline config with another vanilla model or label set (``--set``) never reuse
-    each other's predictions."""
+    """``<run>/vanilla/<dataset>-<label set>-<vanilla name>``: one folder per vanilla model, so
+    runs of one pipeline config with another vanilla model or label set (``--set``) never
+    reuse each other's predictions."""
+    return output_dir(cfg) / "vanilla" / vanilla_key(vcfg)
+
+
+def vanilla_key(vcfg: dict) -> str:
+    """``<dataset>-<label set>-<vanilla name>``: what identifies a vanilla model's predictions."""
     ds = vcfg.get("dataset") or {}
-    name = "-".join(str(p) for p in (ds.get("name"), ds.get("label_set"), (vcfg.get("model") or {}).get("name")) if p)
-    return output_dir(cfg) / "vanilla" / name
+    return "-".join(str(p) for p in (ds.get("name"), ds.get("label_set"), vanilla_name(vcfg)) if p)
+
+
+def shared_pins_dir(cfg: dict, vcfg: dict) -> Path | None:
+    """``answers_root/vanilla/<vanilla key>``: the pinned vanilla predictions every run of that
+    vanilla model shares (the first run writes them), or None without ``answers_root``."""
+    if not cfg.get("answers_root") or cfg.get("answers_dir"):
+        return None
+    return Path(cfg["answers_root"]) / "vanilla" / vanilla_key(vcfg)
 
 
 def make_llm(cfg: dict):
@@ -104,6 +135,6 @@ def run_slug(cfg: dict) -> str:
     settings = refine_settings(cfg)
     vcfg = vanilla_config(cfg)
     llm = (cfg.get("llm") or {}).get("model") or "default"
-    parts = [vcfg["dataset"]["name"], vcfg["dataset"].get("label_set") or "", vcfg["model"]["name"],
+    parts = [vcfg["dataset"]["name"], vcfg["dataset"].get("label_set") or "", vanilla_name(vcfg),
              str(llm).replace("/", "_"), settings.answer_tag]
     return "-".join(p for p in parts if p) + settings.variant_suffix + f"-w{settings.window}s{settings.stride}"

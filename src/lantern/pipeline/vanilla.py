@@ -47,14 +47,30 @@ def pinned_file(folder: Path, split: str) -> Path:
     return folder / f"vanilla-{split}.jsonl.gz"
 
 
-def pin_vanilla(rows: list[PredictionRow], folder: Path, split: str) -> list[PredictionRow]:
+def pin_vanilla(rows: list[PredictionRow], folder: Path, split: str,
+                shared: Path | None = None) -> list[PredictionRow]:
     """The vanilla predictions the answers were asked with. The first run writes them next
     to its answers; later runs (another machine, where a retrained vanilla model may differ
     in the last digits and so change every prompt) take probabilities, dimension scores and
-    labels from that file, and only the texts from the data set."""
+    labels from that file, and only the texts from the data set.
+
+    ``shared`` (``answers_root/vanilla/<vanilla key>``): the pins every run of this vanilla
+    model shares. A run without its own file copies the shared one (so its folder still holds
+    all that ``lantern fuse`` reads); the first run of a vanilla model writes both. Runs of
+    one vanilla model (t = 1 ... 4, the ablations) are then asked with the same predictions
+    on any machine."""
+    import shutil
+
     path = pinned_file(folder, split)
+    common = pinned_file(shared, split) if shared is not None else None
+    if not path.exists() and common is not None and common.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(common, path)
     if not path.exists():
         write_pinned(path, rows)
+        if common is not None and not common.exists():
+            common.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, common)
         return rows
     pinned = {r.key: r for r in read_pinned(path)}
     out = []

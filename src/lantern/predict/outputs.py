@@ -37,6 +37,9 @@ READABLE = {"hap": "happy", "sad": "sad", "neu": "neutral", "ang": "angry", "exc
             "fru": "frustrated"}
 
 
+MULTI_LABEL_THRESHOLD = 0.5
+
+
 def build_document(rows: list[PredictionRow], inp, label_set, vad_scale, model_info: dict,
                    refined: dict | None, llm_summary: dict | None, timings: dict,
                    input_path, reasons: dict | None = None, system: str = "lantern",
@@ -57,6 +60,8 @@ def build_document(rows: list[PredictionRow], inp, label_set, vad_scale, model_i
                 "vanilla": {"label": r.top, "probs": dict(r.probs)},
                 "vad": dict(zip(("valence", "arousal", "dominance"), r.vad)),
                 "refined": None, "reason": (reasons or {}).get(r.key)}
+        if r.multi_label:   # a person may feel several: every class whose sigmoid passes 0.5
+            item["vanilla"]["labels"] = [c for c, p in r.probs.items() if p >= MULTI_LABEL_THRESHOLD]
         if descriptions is not None:
             item["description"] = descriptions.get(r.key)
         if refined is not None:

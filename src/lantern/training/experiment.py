@@ -234,21 +234,26 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
         confusions.append(confusion)
     cross = {"cross_corpus": summarise_cross_corpus([s.pop("cross_corpus") for s in per_seed])} \
         if corpora else {}
+    multi = ds.label_set.multi_label
+    metric = "mAP" if multi else "weighted_f1"   # what the seeds were selected on
     model_name = cfg["model"]["name"]
     variant = cfg.get("variant") or model_name
     result = build_result(
         dataset=ds.name, label_set=ds.label_set.name,
-        n_utterances=sum(u.label is not None for u in ds.utterances("test")), model=model_name,
+        n_utterances=sum(u.label is not None or u.labels is not None for u in ds.utterances("test")),
+        model=model_name,
         method=cfg.get("method") or "vanilla", variant=variant, features=dict(cfg["features"]), seeds=seeds,
         train_dataset=train_dataset_name(ds),
         metrics=summarise_seeds([s["test"] for s in per_seed]), per_seed=per_seed,
-        valid_weighted_f1=summarise_seeds([{"weighted_f1": s["selection"]} for s in per_seed])["weighted_f1"],
+        **{f"valid_{metric}": summarise_seeds([{metric: s["selection"]} for s in per_seed])[metric]},
+        **({"multi_label": True} if multi else {}),
         train_seconds=float(np.mean([s["train_seconds"] for s in per_seed])),
         train_seconds_total=float(sum(s["train_seconds"] for s in per_seed)),
         wall_seconds=time.time() - wall, feature_extraction=feature_stats, text_encoder=encoder_card,
         config=cfg, limit=limit, output_dir=str(out_dir), **cross)
     if results_dir is not None:
-        _confusion_figure(result, sum(confusions), ds.label_set.classes, results_dir)
+        if not multi:   # a multi-label target has no confusion matrix
+            _confusion_figure(result, sum(confusions), ds.label_set.classes, results_dir)
         save_result(result, results_dir)
     write_json(out_dir / "result.json", result)
     return result
@@ -289,8 +294,10 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
     model = MODELS.create(model_name, spec.dims(), len(classes), n_speakers, **model_cfg)
     if cfg.get("init_from"):   # a second training stage starts from the first stage's weights
         _init_from(model, str(cfg["init_from"]).format(seed=seed), cfg.get("config_dir"))
+    multi = ds.label_set.multi_label
     trainer = Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), train_cfg,
-                      ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint)
+                      ds.vad_scale, run_dir=seed_dir, progress=progress, fingerprint=fingerprint,
+                      multi_label=multi)
     fit = trainer.fit()
     bundle = ModelBundle(model, spec, ds.label_set, ds.vad_scale, ds.name, feature_options,
                          dict(ds.source.get("descriptions") or {}))
@@ -299,18 +306,34 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
     for split, dialogues in ds.splits.items():
         rows_by_split[split] = list(bundle.prediction_rows(dialogues))
         write_predictions(seed_dir / "predictions" / f"{split}.jsonl", rows_by_split[split])
-    y, p, vt, vp = label_arrays(rows_by_split["test"], classes)
-    report = classification_report(y, p.argmax(1), list(classes))
-    metrics = {"accuracy": report["accuracy"], "weighted_f1": report["weighted_f1"],
-               "uar": report["uar"], "war": report["war"], "per_class_f1": report["per_class_f1"]}
-    if ds.vad_scale is not None and np.isfinite(vt).any():
-        metrics["vad"] = vad_report(vt, vp)
+    if multi:
+        metrics, confusion = multi_label_metrics(rows_by_split["test"], classes), None
+    else:
+        y, p, vt, vp = label_arrays(rows_by_split["test"], classes)
+        report = classification_report(y, p.argmax(1), list(classes))
+        metrics = {"accuracy": report["accuracy"], "weighted_f1": report["weighted_f1"],
+                   "uar": report["uar"], "war": report["war"], "per_class_f1": report["per_class_f1"]}
+        if ds.vad_scale is not None and np.isfinite(vt).any():
+            metrics["vad"] = vad_report(vt, vp)
+        confusion = np.asarray(report["confusion_matrix"])
     cross = {"cross_corpus": cross_corpus_seed(bundle, corpora, seed_dir / "cross_corpus")} \
         if corpora else {}
     write_json(seed_dir / "training.json", {"fit": fit, "test": metrics, **cross})
-    return ({"seed": seed, "test": metrics, "selection": fit["best_valid_weighted_f1"],
+    return ({"seed": seed, "test": metrics, "selection": fit["best_valid_score"],
              "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
-             "train_seconds": fit["train_seconds"], **cross}, np.asarray(report["confusion_matrix"]))
+             "train_seconds": fit["train_seconds"], **cross}, confusion)
+
+
+def multi_label_metrics(rows, classes) -> dict:
+    """mAP over the classes (percent), per-class AP and the rows scored: EMOTIC's measure."""
+    from lantern.evaluation.metrics import mean_average_precision
+    from lantern.models.inference import multi_label_arrays
+
+    y, p = multi_label_arrays(rows, classes)
+    scores = mean_average_precision(y, p)
+    return {"mAP": scores["map"],
+            "per_class_ap": {c: a for c, a in zip(classes, scores["per_class_ap"])},
+            "classes_scored": scores["classes_scored"], "scored": int(len(y))}
 
 
 def _init_from(model, directory: str, config_dir: str | None = None) -> None:

@@ -5,7 +5,10 @@ be, such as MELD joy for IEMOCAP's hap or exc) contributes the negative log of t
 probability mass on its allowed classes; exact and coarse labels are averaged together,
 each utterance counting once (coarse ones unweighted by class). A loss weight per utterance
 (``batch.weights``: a mix's per-corpus weight) multiplies its term and its share of the
-denominator, so weight 2 counts an utterance as if it were there twice."""
+denominator, so weight 2 counts an utterance as if it were there twice.
+
+A multi-label target (``batch.targets``: EMOTIC's categories) takes binary cross-entropy on
+each class's own sigmoid instead, averaged over the labelled utterances and the classes."""
 
 from __future__ import annotations
 
@@ -23,11 +26,20 @@ def ccc_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return (1 - 2 * cov / (pv + tv + (pm - tm) ** 2 + 1e-8)).mean()
 
 
+def _multi_label_bce(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    rows = batch.mask & ~torch.isnan(batch.targets[..., 0])
+    if not rows.any():
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[rows], batch.targets[rows])
+
+
 def multitask_loss(out: ModelOutput, batch: Batch, class_weight: torch.Tensor | None = None,
                    vad_weight: float = 0.5, vad_loss: str = "mse") -> tuple[torch.Tensor, dict]:
     K = out.logits.shape[-1]
     options = batch.label_options
-    if batch.weights is None and (options is None or not options.any()):
+    if batch.targets is not None:
+        ce = _multi_label_bce(out.logits, batch)
+    elif batch.weights is None and (options is None or not options.any()):
         ce = F.cross_entropy(out.logits.reshape(-1, K), batch.labels.reshape(-1),
                              weight=class_weight, ignore_index=-100)
     else:

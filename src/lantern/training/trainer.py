@@ -60,9 +60,17 @@ def class_weight_tensor(dialogues: list[Dialogue], n_classes: int) -> torch.Tens
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
-def evaluate_split(model, dialogues, spec, vad_scale, n_classes: int) -> dict:
-    from lantern.evaluation.metrics import percent_scores
+def evaluate_split(model, dialogues, spec, vad_scale, n_classes: int, multi_label: bool = False) -> dict:
+    from lantern.evaluation.metrics import mean_average_precision, percent_scores
 
+    if multi_label:   # mAP over the classes with a positive (EMOTIC's measure)
+        y, scores = [], []
+        for d, probs, _ in predict_dialogues(model, dialogues, spec, vad_scale, multi_label=True):
+            for u, p in zip(d, probs):
+                if u.labels is not None:
+                    y.append(np.isin(np.arange(n_classes), u.labels))
+                    scores.append(p)
+        return {"mAP": mean_average_precision(np.asarray(y, int), np.asarray(scores))["map"]}
     y_true, y_pred = [], []
     for d, probs, _ in predict_dialogues(model, dialogues, spec, vad_scale):
         for u, p in zip(d, probs):
@@ -75,7 +83,8 @@ def evaluate_split(model, dialogues, spec, vad_scale, n_classes: int) -> dict:
 
 class Trainer:
     """Train ``model`` on ``train`` dialogues, select the epoch with the best validation
-    weighted F1, stop once more than ``patience`` epochs brought no improvement.
+    weighted F1 (mAP with ``multi_label``), stop once more than ``patience`` epochs brought
+    no improvement.
 
     With ``run_dir`` set, a checkpoint is written after every epoch; a new Trainer on the
     same ``run_dir`` resumes where the last one stopped.
@@ -83,15 +92,18 @@ class Trainer:
 
     def __init__(self, model: VanillaModel, spec: FeatureSpec, train: list[Dialogue],
                  valid: list[Dialogue], config: TrainingConfig, vad_scale=None,
-                 run_dir: str | Path | None = None, progress: bool = True, fingerprint: str = ""):
+                 run_dir: str | Path | None = None, progress: bool = True, fingerprint: str = "",
+                 multi_label: bool = False):
         if not train or not valid:
             raise ValueError("training needs non-empty train and valid splits")
         self.model, self.spec, self.train, self.valid = model, spec, train, valid
         self.cfg, self.vad_scale, self.progress = config, vad_scale, progress
         self.run_dir = Path(run_dir) if run_dir else None
         self.fingerprint = fingerprint   # identifies the whole experiment; checked on resume
+        self.multi_label = multi_label
+        self.metric = "mAP" if multi_label else "weighted_f1"   # what selects the epoch
         self.class_weight = (class_weight_tensor(train, model.n_classes)
-                             if config.class_weights else None)
+                             if config.class_weights and not multi_label else None)
         self.optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.history: list[dict] = []
@@ -160,15 +172,15 @@ class Trainer:
         return total / max(n, 1)
 
     def _run_epoch(self, epoch: int) -> float:
-        """Train one epoch, score it on validation, log it; returns the validation wF1."""
+        """Train one epoch, score it on validation, log it; returns the selection score."""
         start = time.time()
         loss = self._train_epoch()
         valid = evaluate_split(self.model, self.valid, self.spec, self.vad_scale,
-                               self.model.n_classes)
+                               self.model.n_classes, self.multi_label)
         self.train_seconds += time.time() - start
         self.history.append({"epoch": epoch, "train_loss": loss,
                              **{f"valid_{k}": v for k, v in valid.items()}})
-        return valid["weighted_f1"]
+        return valid[self.metric]
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -188,13 +200,14 @@ class Trainer:
             bar.update(1)
             last = self.history[-1]
             bar.set_postfix(loss=f"{last['train_loss']:.3f}",
-                            valid_wf1=f"{last['valid_weighted_f1']:.1f}",
+                            valid=f"{last['valid_' + self.metric]:.1f}",
                             best=f"{stop.best_score:.1f}@{stop.best_epoch}")
 
         run_early_stopping(stop, self.cfg.epochs, self._run_epoch, self._snapshot, after_epoch)
         bar.close()
         self.model.load_state_dict(stop.best_state)
-        return {"best_epoch": stop.best_epoch, "best_valid_weighted_f1": stop.best_score,
+        return {"best_epoch": stop.best_epoch, f"best_valid_{self.metric}": stop.best_score,
+                "selection_metric": self.metric, "best_valid_score": stop.best_score,
                 "epochs_run": stop.epoch, "train_seconds": self.train_seconds,
                 "history": self.history, "resumed": resumed}
 
