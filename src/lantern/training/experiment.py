@@ -308,6 +308,10 @@ def _train_seed(cfg: dict, ds: EmotionDataset, spec, feature_options: dict, seed
         write_predictions(seed_dir / "predictions" / f"{split}.jsonl", rows_by_split[split])
     if multi:
         metrics, confusion = multi_label_metrics(rows_by_split["test"], classes), None
+        scored = [r for r in rows_by_split["test"] if r.labels is not None and r.vad_true is not None]
+        if ds.vad_scale is not None and scored:   # EMOTIC's and BoLD's second task
+            metrics["vad"] = vad_report(np.array([r.vad_true for r in scored], float),
+                                        np.array([r.vad for r in scored], float))
     else:
         y, p, vt, vp = label_arrays(rows_by_split["test"], classes)
         report = classification_report(y, p.argmax(1), list(classes))
