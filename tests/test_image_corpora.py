@@ -4,6 +4,7 @@ path they need (targets, binary cross-entropy, sigmoid probabilities, mAP select
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -14,7 +15,7 @@ from image_corpora import bold_fixture, caer_fixture, emotic_fixture, write_desc
 from lantern.data.labels import CAER_7, EMOTIC_26
 from lantern.errors import ConfigError, DataError
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None and not __import__("os").environ.get("CI"),
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None and not os.environ.get("CI"),
                                   reason="ffmpeg is not installed (scripts/setup.sh installs it)")
 
 

@@ -37,15 +37,16 @@ PINNED_KEYS = ("dialogue_id", "utterance_id", "turn", "label", "probs", "vad")
 
 def check_probs(probs: Mapping[str, Any], classes: Sequence[str] | None = None, *,
                 where: str = "", path: str | Path | None = None, line: int | None = None,
-                renormalise: bool = True) -> dict[str, float]:
+                renormalise: bool = True, multi_label: bool = False) -> dict[str, float]:
     """``{class: probability}`` as floats, in ``classes`` order (default: the mapping's).
 
     Values must be finite and non-negative with a positive sum. With ``renormalise`` the
     vector is divided by its sum (exact fractions for fusion); without it, a sum further than
-    :data:`SUM_TOLERANCE` from 1 is an error.
+    :data:`SUM_TOLERANCE` from 1 is an error. With ``multi_label`` (each class's own sigmoid)
+    every value must lie in [0, 1] and the sum is free.
     """
     prefix = f"{where}: " if where else ""
-    if not isinstance(probs, Mapping):
+    if not isinstance(probs, Mapping) or (multi_label and not probs):
         raise DataError(f"{prefix}'probs' must be a {{class: probability}} object",
                         path=path, line=line, field="probs")
     classes = tuple(probs) if classes is None else tuple(classes)
@@ -56,6 +57,11 @@ def check_probs(probs: Mapping[str, Any], classes: Sequence[str] | None = None, 
         values = [float(probs[c]) for c in classes]
     except (TypeError, ValueError):
         raise DataError(f"{prefix}probs must be numbers", path=path, line=line, field="probs") from None
+    if multi_label:
+        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
+            raise DataError(f"{prefix}multi-label probs must each lie in [0, 1]", path=path, line=line,
+                            field="probs")
+        return dict(zip(classes, values))
     total = sum(values)
     if not all(math.isfinite(v) and v >= 0 for v in values) or total <= 0:
         raise DataError(f"{prefix}probs must be non-negative with a positive sum",
@@ -146,10 +152,8 @@ class PredictionRow:
                 raise DataError(f"a prediction row needs {key!r}", path=path, line=line, field=key)
         where = f"utterance {obj['dialogue_id']}/{obj['utterance_id']}"
         multi = bool(obj.get("multi_label"))
-        if multi:
-            probs = _check_sigmoids(obj["probs"], where, path, line)
-        else:
-            probs = check_probs(obj["probs"], path=path, line=line, renormalise=False, where=where)
+        probs = check_probs(obj["probs"], path=path, line=line, renormalise=False, where=where,
+                            multi_label=multi)
         label, gold_set = obj.get("label"), obj.get("gold_label_set")
         gold_classes = _label_set_classes(gold_set, path, line) if gold_set is not None else probs
         if label is not None and label not in gold_classes:
@@ -167,21 +171,6 @@ class PredictionRow:
         return PredictionRow(self.dialogue_id, self.utterance_id, pinned.turn, dict(pinned.probs),
                              pinned.vad, pinned.label, self.vad_true, self.speaker, self.text,
                              pinned.gold_label_set)
-
-
-def _check_sigmoids(probs: Any, where: str, path, line) -> dict[str, float]:
-    """A multi-label row's ``probs``: one probability in [0, 1] per class."""
-    if not isinstance(probs, Mapping) or not probs:
-        raise DataError(f"{where}: 'probs' must be a {{class: probability}} object", path=path,
-                        line=line, field="probs")
-    try:
-        values = {str(c): float(v) for c, v in probs.items()}
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: probs must be numbers", path=path, line=line, field="probs") from None
-    if not all(0.0 <= v <= 1.0 for v in values.values()):
-        raise DataError(f"{where}: multi-label probs must each lie in [0, 1]", path=path, line=line,
-                        field="probs")
-    return values
 
 
 def _gold_labels(labels: Any, classes, path, line) -> tuple[str, ...] | None:

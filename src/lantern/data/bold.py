@@ -67,7 +67,7 @@ def load_bold(data_root: str | Path | None = None, folder: str = FOLDER, label_s
     if keyframes:
         extract_keyframes([u for s in splits.values() for d in s for u in d])
     return EmotionDataset("bold", EMOTIC_26, splits,
-                          {"path": str(root), "multi_label": True, "threshold": threshold,
+                          {"path": str(root), "threshold": threshold,
                            "valid": f"{valid_fraction:.0%} of the training rows by source video",
                            "test": "the official validation split (test labels are withheld)"},
                           VAD_SCALE)

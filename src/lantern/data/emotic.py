@@ -108,7 +108,7 @@ def load_emotic(data_root: str | Path | None = None, folder: str = "emotic",
                               meta={"box": [float(x) for x in box]}, labels=tuple(labels))
                 dialogues.append(Dialogue(uid, [u], split))
         splits[split] = dialogues
-    return EmotionDataset("emotic", EMOTIC_26, splits, {"path": str(path), "multi_label": True}, VAD_SCALE)
+    return EmotionDataset("emotic", EMOTIC_26, splits, {"path": str(path)}, VAD_SCALE)
 
 
 __all__ = ["load_emotic", "SPLITS", "VAD_SCALE"]

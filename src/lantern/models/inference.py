@@ -44,8 +44,7 @@ def prediction_rows(model: VanillaModel, dialogues: list[Dialogue], spec: Featur
     gold_classes = gold.classes if foreign else label_set.classes
     gold_name = gold.name if foreign else None
     multi = label_set.multi_label
-    for d, probs, vad in predict_dialogues(model, dialogues, spec, vad_scale,
-                                           multi_label=label_set.multi_label):
+    for d, probs, vad in predict_dialogues(model, dialogues, spec, vad_scale, multi_label=multi):
         vad = denormalise_vad(torch.from_numpy(vad), scale).numpy()
         for turn, (u, p, v) in enumerate(zip(d, probs, vad)):
             yield PredictionRow(
