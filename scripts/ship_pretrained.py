@@ -8,7 +8,14 @@ generated from its result file.
 
 The seed with the best *validation* weighted F1 is shipped (test scores are only reported),
 or the one ``--choice`` names: the JSON of ``scripts/choose_vanilla.py --json``, whose rule
-(on validation splits only) then goes on the card. ``--name`` ships under another name
+(on validation splits only) then goes on the card. ``--over RESULT ...`` names the other
+variants the result was chosen over (it must have the best mean validation weighted F1 of
+them, and the card says so):
+
+    python scripts/ship_pretrained.py --name fer2013-context runs/fer-text-only \
+        benchmarks/results/fer2013-fer7-context-qformer-context-descriptions-text-only.json \
+        --over benchmarks/results/fer2013-fer7-context-qformer-context-descriptions-{fused,image-only}.json
+ ``--name`` ships under another name
 (``src/lantern/pretrained/<name>``). ``--card-only`` regenerates the card of the model
 already shipped from the same result.
 """
@@ -26,13 +33,22 @@ sys.path.insert(0, str(REPO / "src"))
 NAME = "iemocap-6way-text"
 PRETRAINED = REPO / "src" / "lantern" / "pretrained"
 # What the numbers cannot say (no figures here: every number on the card comes from the result).
-REMARKS = """
+REMARKS = {}
+REMARKS[NAME] = """
 ## About this model
 - A vanilla model `lantern predict` ships. Text only: text is the one input every
   user has (a transcript, or a recording that Whisper transcribes); IEMOCAP's audio and video are
   not available to this project, so tone of voice and faces are **not** used.
 - IEMOCAP is licensed for research only; the weights are derived from it.
 - "happy" and "excited" are often confused with each other, as in the data.
+"""
+REMARKS["fer2013-context"] = """
+## About this model
+- The model `lantern predict --system context IMAGE` ships (issue #13, context descriptions).
+  Each image is first described by the offline `observations` describer with the `template`
+  writer: face blendshapes as action-unit phrases, the FER-2013 expression CNN's top classes,
+  lighting. No LLM and no vision-language model is involved, and no model looked at the scene.
+- FER2013 images are 48×48 grey faces; the folds are this project's own (see `BENCHMARKS.md`).
 """
 
 
@@ -46,6 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--card-only", action="store_true")
     ap.add_argument("--name", default=NAME, help=f"the shipped model's name (default {NAME})")
     ap.add_argument("--choice", help="ship the seed this choose_vanilla.py JSON chose, and say why")
+    ap.add_argument("--over", nargs="+", default=[], metavar="RESULT",
+                    help="result files of the other variants this one was chosen over on validation")
     args = ap.parse_args(argv)
     if len(args.paths) != (1 if args.card_only else 2):
         ap.error("give RUN_DIR RESULT_FILE, or --card-only RESULT_FILE")
@@ -66,6 +84,8 @@ def main(argv=None) -> int:
                      f"{choice['rule'].strip()} Its mean validation weighted F1 on "
                      f"{', '.join(others)} is {chosen['valid_others_mean']:.2f}, against "
                      f"{choice['today']['valid_others_mean']:.2f} for `{NAME}`")
+    if args.over:
+        selection = _chosen_over(result, best, [json.loads(Path(f).read_text()) for f in args.over])
     if not args.card_only:
         src = Path(args.paths[0]) / f"seed{best['seed']}" / "model"
         if TARGET.exists():
@@ -77,12 +97,29 @@ def main(argv=None) -> int:
     dataset_options = {k: v for k, v in (result["config"].get("dataset") or {}).items()
                        if k not in ("name", "label_set")}
     sizes = split_sizes(bundle.dataset, bundle.label_set.name, dataset_options)
-    atomic_write_text(TARGET / CARD_NAME, model_card(bundle, result, best["seed"], args.name, sizes, selection) + REMARKS)
+    atomic_write_text(TARGET / CARD_NAME, model_card(bundle, result, best["seed"], args.name, sizes, selection)
+                      + REMARKS.get(args.name, ""))
     atomic_write_text(TARGET / "training.json", json.dumps(
         {"result_file": str(result_file), "shipped_seed": best["seed"],
          "selection_split": result["selection_split"], "per_seed": result["per_seed"]}, indent=2))
     print(f"shipped seed {best['seed']} (valid wF1 {best['selection']:.2f}) to {TARGET}")
     return 0
+
+
+def _chosen_over(result: dict, best: dict, others: list[dict]) -> str:
+    """Say on the card that ``result``'s variant has the best mean validation weighted F1 of
+    ``others`` too (SystemExit when it has not: ship the one validation chose)."""
+    def valid(r):
+        return r["valid_weighted_f1"]["mean"]
+
+    beaten = [r for r in others if valid(r) > valid(result)]
+    if beaten:
+        raise SystemExit(f"{beaten[0]['variant']} has the better mean validation weighted F1 "
+                         f"({valid(beaten[0]):.2f} > {valid(result):.2f}); ship that one")
+    over = ", ".join(f"`{r['variant']}` ({valid(r):.2f})" for r in others)
+    return (f"the `{result['variant']}` variant, whose mean validation weighted F1 over seeds "
+            f"{result['seeds']} ({valid(result):.2f}) is above {over}; of its seeds, the best on "
+            f"**{result['selection_split']}** weighted F1 ({best['selection']:.2f})")
 
 
 if __name__ == "__main__":

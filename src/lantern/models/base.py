@@ -107,6 +107,12 @@ class VanillaModel(nn.Module):
     def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def modalities_read(cls, hparams: dict[str, Any], modalities: list[str]) -> list[str]:
+        """Of a config's ``features:`` modalities, those a model built with ``hparams`` reads
+        (the others are neither extracted nor asked of ``lantern predict``); default: all."""
+        return list(modalities)
+
     def config(self) -> dict[str, Any]:
         """The architecture: enough to rebuild the network before loading its weights."""
         return {"model_type": self.model_type, "input_dims": self.input_dims,

@@ -18,6 +18,13 @@ _LIMITS = """## Limits
 - A model on text features reads words only: the same sentence said angrily or calmly gets the
   same answer (see the RAVDESS measurement in `BENCHMARKS.md`).
 """
+# A context-descriptions model reads an image's description (and, unless text-only, the image).
+_IMAGE_LIMITS = """## Limits
+- {trained_on}: expect lower scores on images unlike its training images (other sizes, colour,
+  whole scenes rather than cropped faces).
+- It reads the description the describer it was trained with writes; descriptions from another
+  describer or writer are text it has never seen.
+"""
 
 
 def _cross_corpus_section(result: Mapping[str, Any], index: int) -> str:
@@ -79,27 +86,29 @@ def model_card(bundle, result: Mapping[str, Any], shipped_seed: int, name: str,
                 + ", ".join(f"{d} {ccc[d]['ccc']:.2f}" for d in ("valence", "arousal", "dominance") if d in ccc)
                 + ".") if ccc else ""
     config = result.get("config") or {}
+    images = bundle.model.model_type == "context-qformer"
+    unit, kind = ("images", "model") if images else ("utterances", "vanilla model")
     corpora = result.get("train_dataset", result["dataset"]).split("+")
     trained_on = ("Trained on one corpus" if len(corpora) == 1
                   else f"Trained on {len(corpora)} corpora ({', '.join(corpora)})")
     if selection is None:
         selection = (f"the best of seeds {result['seeds']} on **{result['selection_split']}** "
                      f"weighted F1 ({seed['selection']:.2f})")
-    data = (f"- {result['dataset']}: train {sizes.get('train', 0):,} utterances, model selection on valid "
-            f"({sizes.get('valid', 0):,} utterances), test {sizes.get('test', result['n_utterances']):,} utterances.")
+    data = (f"- {result['dataset']}: train {sizes.get('train', 0):,} {unit}, model selection on valid "
+            f"({sizes.get('valid', 0):,} {unit}), test {sizes.get('test', result['n_utterances']):,} {unit}.")
     if len(corpora) > 1:
         data = (f"- The corpora {', '.join(corpora)} in {result['dataset']} `{bundle.label_set.name}` "
                 f"(`lantern.data.mix`): train {sizes.get('train', 0):,} labelled utterances, model "
                 f"selection on valid ({sizes.get('valid', 0):,}), test {sizes.get('test', result['n_utterances']):,}.")
     return f"""# {name}
 
-A `{bundle.model.model_type}` vanilla model ({params:,} parameters) on {features}, predicting the {len(bundle.classes)} classes of {result['dataset']} `{bundle.label_set.name}` ({classes}){vad}.
+A `{bundle.model.model_type}` {kind} ({params:,} parameters) on {features}, predicting the {len(bundle.classes)} classes of {result['dataset']} `{bundle.label_set.name}` ({classes}){vad}.
 
 ## What it was trained on
 {data}
 - Recipe: `{config.get('config_dir', 'configs')}/{config.get('name', '?')}.yaml`, git commit {result['git_commit']}. Shipped: seed {shipped_seed}, {selection}.
 
-## How well it does ({result['dataset']} {bundle.label_set.name} test, {result['n_utterances']:,} utterances)
+## How well it does ({result['dataset']} {bundle.label_set.name} test, {result['n_utterances']:,} {unit})
 | | accuracy | weighted F1 |
 |---|---|---|
 | shipped seed {shipped_seed} | {test['accuracy']:.2f} | {test['weighted_f1']:.2f} |
@@ -107,4 +116,4 @@ A `{bundle.model.model_type}` vanilla model ({params:,} parameters) on {features
 
 Per-class F1 of the shipped seed: {per_class}.{ccc_line}
 {_cross_corpus_section(result, index)}
-{_LIMITS.format(trained_on=trained_on)}"""
+{(_IMAGE_LIMITS if images else _LIMITS).format(trained_on=trained_on)}"""

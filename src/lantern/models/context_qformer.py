@@ -128,6 +128,13 @@ class ContextQFormer(VanillaModel):
         self.norm = nn.LayerNorm(hidden)
         self.heads = MultiTaskHeads(hidden, n_classes, dropout=dropout)
 
+    @classmethod
+    def modalities_read(cls, hparams, modalities):
+        """A ``text-only`` or ``image-only`` ablation reads its one stream's modality."""
+        streams = hparams.get("streams", "fused")
+        keep = {"text-only": hparams.get("text", "text"), "image-only": hparams.get("image", "visual")}
+        return [m for m in modalities if streams not in keep or m == keep[streams]]
+
     def _embed(self, role: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tok, pad = _tokens(x, self.n_tokens[role])
         return self.proj[role](tok) + self.pos[role], pad

@@ -72,12 +72,10 @@ class PredictSettings:
     def __post_init__(self):
         if self.system not in SYSTEMS:
             raise ConfigError(f"unknown system {self.system!r}; choose one of {', '.join(SYSTEMS)}")
-        if self.system == "emotion-llama" and not self.model:
-            raise ConfigError("--system emotion-llama needs --model: a saved emotion-llama model folder "
-                              "(lantern train configs/ravdess/emotion-llama.yaml writes one per seed)")
-        if self.system == "context" and not self.model:
-            raise ConfigError("--system context needs --model: a saved context-qformer model folder "
-                              "(lantern train configs/fer2013/context-qformer.yaml writes one per seed)")
+        if not self.model:
+            from lantern.predict.pretrained import default_model
+
+            default_model(self.system)   # raises when this system ships no model
         if self.llm not in LLM_CHOICES:
             raise ConfigError(f"unknown llm {self.llm!r}; choose one of {', '.join(LLM_CHOICES)}")
         if self.llm == OPENAI and not self.base_url and "base_url" not in self.llm_options:
@@ -141,7 +139,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     True
     """
     from lantern.predict.outputs import build_document, render_outputs, write_outputs
-    from lantern.predict.pretrained import load_bundle
+    from lantern.predict.pretrained import default_model, load_bundle
 
     settings = settings or PredictSettings()
     out_dir = Path(out_dir)
@@ -158,7 +156,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     try:
         if llm is not None:
             check_llm(llm)   # before hours of transcription and features, not after
-        bundle = load_bundle(settings.model)
+        bundle = load_bundle(settings.model or default_model(settings.system))
         label_set, vad_scale, model_info = bundle.label_set, bundle.vad_scale, bundle.info()
         _check_system(bundle, settings)
         inp = _read_input(input_path, settings, out_dir, label_set)

@@ -14,6 +14,13 @@ from pathlib import Path
 from lantern.errors import ConfigError
 
 DEFAULT_MODEL = "iemocap-6way-text"
+#: The shipped model each ``lantern predict --system`` loads when no ``--model`` is given
+#: (None: that system ships none, ``--model`` is required).
+SYSTEM_DEFAULT_MODEL = {"lantern": DEFAULT_MODEL, "context": "fer2013-context", "emotion-llama": None}
+#: The recipe that trains a model of each system (said when one is needed and none is shipped).
+SYSTEM_RECIPE = {"lantern": "configs/pretrained-iemocap-text.yaml",
+                 "context": "configs/fer2013/context-qformer.yaml",
+                 "emotion-llama": "configs/ravdess/emotion-llama.yaml"}
 
 
 def shipped_models() -> list[str]:
@@ -26,6 +33,15 @@ def shipped_model_dir(name: str = DEFAULT_MODEL) -> Path:
     if not (path / "config.json").is_file():
         raise ConfigError(f"no shipped model {name!r}; shipped: {', '.join(shipped_models()) or 'none'}")
     return path
+
+
+def default_model(system: str) -> str:
+    """The shipped model ``system`` uses without ``--model``; ConfigError when it ships none."""
+    name = SYSTEM_DEFAULT_MODEL.get(system)
+    if name is None or name not in shipped_models():
+        raise ConfigError(f"--system {system} needs --model: no model of it is shipped; "
+                          f"`lantern train {SYSTEM_RECIPE.get(system, '...')}` writes one per seed")
+    return name
 
 
 def model_dir(model: str | Path | None = None) -> Path:

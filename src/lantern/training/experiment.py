@@ -200,6 +200,18 @@ def _fingerprint(cfg: dict, limit: int | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def features_read(cfg: dict) -> dict:
+    """``cfg`` with only the ``features:`` its model reads: a text-only ablation extracts no
+    image tokens, and its saved model asks ``lantern predict`` for none."""
+    from lantern.models import MODELS
+
+    hparams = {k: v for k, v in cfg["model"].items() if k != "name"}
+    read = MODELS.get(cfg["model"]["name"]).modalities_read(hparams, list(cfg["features"]))
+    if len(read) == len(cfg["features"]):
+        return cfg
+    return {**cfg, "features": {m: cfg["features"][m] for m in read}}
+
+
 def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
                    results_dir: str | Path | None = None) -> dict:
     """Train ``cfg['model']`` once per seed, save each seed's model bundle and predictions,
@@ -215,6 +227,7 @@ def run_experiment(cfg: dict, limit: int | None = None, progress: bool = True,
     if missing:
         raise ConfigError(f"config {cfg.get('name')!r} lacks {missing}")
     seeds = list(cfg.get("seeds", [0]))
+    cfg = features_read(cfg)
     ds, feature_options, feature_stats, encoder_card = load_experiment_data(cfg, limit, progress)
     out_dir = Path(cfg.get("output_dir") or f"runs/{cfg['name']}-{ds.label_set.name}")
     if limit is not None:
