@@ -116,7 +116,8 @@ def _chosen_over(result: dict, best: dict, others: list[dict]) -> str:
     if beaten:
         raise SystemExit(f"{beaten[0]['variant']} has the better mean validation weighted F1 "
                          f"({valid(beaten[0]):.2f} > {valid(result):.2f}); ship that one")
-    over = ", ".join(f"`{r['variant']}` ({valid(r):.2f})" for r in others)
+    named = [f"`{r['variant']}` ({valid(r):.2f})" for r in others]
+    over = " and ".join(filter(None, [", ".join(named[:-1]), named[-1]]))
     return (f"the `{result['variant']}` variant, whose mean validation weighted F1 over seeds "
             f"{result['seeds']} ({valid(result):.2f}) is above {over}; of its seeds, the best on "
             f"**{result['selection_split']}** weighted F1 ({best['selection']:.2f})")

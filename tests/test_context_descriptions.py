@@ -220,8 +220,40 @@ def test_predict_system_context_describes_and_labels_each_image(tmp_path, data_r
     assert out.report_path is not None and "The expression model reads" in out.report_path.read_text()
     with pytest.raises(ConfigError, match="use --system context"):
         predict(images, tmp_path / "out2", PredictSettings(model=str(model), llm="off", progress=False))
-    with pytest.raises(ConfigError, match="--system context needs --model"):
-        PredictSettings(system="context")
+    assert PredictSettings(system="context").model is None     # the shipped fer2013-context
     with pytest.raises(DataError, match="--system context reads images"):
         predict(REPO / "README.md", tmp_path / "out3",
                 PredictSettings(system="context", model=str(model), progress=False))
+
+
+# -- what a single-stream ablation reads, and the shipped model ---------------------------
+
+def test_a_single_stream_ablation_extracts_only_its_stream():
+    from lantern.training.experiment import features_read
+
+    cfg = {"model": {"name": "context-qformer", "text": "text", "image": "visual", "streams": "fused"},
+           "features": {"text": "text:minilm-tokens", "visual": "visual:vits14"}}
+    assert features_read(cfg) is cfg
+    text_only = features_read({**cfg, "model": {**cfg["model"], "streams": "text-only"}})
+    assert text_only["features"] == {"text": "text:minilm-tokens"} and "visual" in cfg["features"]
+    image_only = features_read({**cfg, "model": {**cfg["model"], "streams": "image-only"}})
+    assert image_only["features"] == {"visual": "visual:vits14"}
+    sdt = {"model": {"name": "sdt"}, "features": {"text": "text:minilm", "audio": "audio:iemocap8"}}
+    assert features_read(sdt) is sdt                              # other models read everything
+
+
+def test_the_shipped_context_model_describes_itself():
+    from lantern.models.card import CARD_NAME
+    from lantern.predict.pretrained import SYSTEM_DEFAULT_MODEL, default_model, load_bundle, shipped_model_dir
+
+    name = default_model("context")
+    assert name == SYSTEM_DEFAULT_MODEL["context"]
+    bundle = load_bundle(name)
+    assert bundle.model.model_type == "context-qformer" and bundle.classes == tuple(CLASSES)
+    assert bundle.text_source["describers"] == ["observations"] and bundle.text_source["writers"] == ["template"]
+    assert bundle.feature_names == ["text:minilm-tokens"]        # text-only: no image encoder needed
+    card = (shipped_model_dir(name) / CARD_NAME).read_text()
+    assert "no model looked at the scene" in card and "-dirty" not in card
+    assert "`text-only` variant" in card                          # why this variant: validation
+    with pytest.raises(ConfigError, match="emotion-llama needs --model"):
+        default_model("emotion-llama")

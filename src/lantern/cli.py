@@ -293,7 +293,8 @@ def cmd_predict(args) -> int:
               f"to the vanilla probabilities")
         _warn_fallbacks(s)
     t = doc["timings"]
-    print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in ("transcription", "features", "vanilla", "llm", "report", "total")))
+    stages = [k for k, v in t.items() if k != "utterances" and isinstance(v, (int, float))]
+    print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in stages))   # every stage the system ran
     print(f"wrote {result.json_path}, {result.csv_path}" + (f", {result.report_path}" if result.report_path else ""))
     return 0
 
