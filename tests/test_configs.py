@@ -54,9 +54,9 @@ def test_config_smoke_run(path, tmp_path, data_root, capsys):
             require_data(DATA[corpus])
     if "text_encoder" in cfg:
         cfg["text_encoder"]["options"]["epochs"] = 1
-    if "text:qwen" in cfg["features"].values():  # CI installs the 135M model only: same code path
-        require_llm_runtime()
-        cfg.setdefault("feature_options", {})["text:qwen"] = {"model": "smollm2-135m"}
+    for name in {"text:qwen", "text:qwen-dialogue"} & set(cfg["features"].values()):
+        require_llm_runtime()   # CI installs the 135M model only: the same code path
+        cfg.setdefault("feature_options", {}).setdefault(name, {})["model"] = "smollm2-135m"
     result = run_experiment(cfg, limit=2, progress=False, results_dir=tmp_path / "results")
     missing = [k for k in REQUIRED_KEYS if k not in result]
     assert not missing

@@ -50,7 +50,8 @@ def test_import_loads_no_model_library():
 
 def test_registry_and_options():
     assert FEATURES.names() == ["audio:compare", "audio:egemaps", "audio:iemocap8", "audio:whisper",
-                                "text:minilm", "text:minilm-tokens", "text:qwen", "text:st", "visual:face", "visual:vits14"]
+                                "text:minilm", "text:minilm-tokens", "text:qwen", "text:qwen-dialogue", "text:st",
+                                "visual:face", "visual:vits14"]
     with pytest.raises(ConfigError, match="unknown feature extractor"):
         get_extractor("audio:wav2vec")
     with pytest.raises(ConfigError, match="bad options"):
@@ -147,6 +148,65 @@ def test_llm_embedding_is_the_mean_of_last_layer_token_states(smol_path, tmp_pat
     assert again["from_cache"] == 4 and again["computed"] == 0 and again["tokens"] == 0
     ex.close()
 
+
+
+def test_dialogue_embedding_reads_each_turn_after_the_turns_before_it(smol_path, tmp_path):
+    """text:qwen-dialogue on the real SmolLM2 GGUF: a turn's vector is the mean of llama.cpp's
+    own states over that turn's tokens in the dialogue read so far; an earlier turn changes
+    it and its cache key, a later one does not; a dialogue longer than n_ctx is read in
+    passes that restart with earlier turns as context, and every turn still gets a vector."""
+    import llama_cpp
+
+    from lantern.data.dialogues import Dialogue
+
+    with pytest.raises(ConfigError, match="newline"):
+        get_extractor("text:qwen-dialogue", line="{speaker}: {text}")
+    with pytest.raises(ConfigError, match="only {speaker} and {text}"):
+        get_extractor("text:qwen-dialogue", line="{who}: {text}\n")
+    prefix = "A talk.\n"     # SmolLM2 tokenises the default's blank line apart in context
+    opts = {"text:qwen-dialogue": {"model": str(smol_path), "prefix": prefix}}
+
+    def dialogue(texts, name="d"):
+        return Dialogue(name, [Utterance(f"{name}_{i}", "AB"[i % 2], t) for i, t in enumerate(texts)])
+
+    d = dialogue(SENTENCES[:3])
+    stats = attach_features([d], ["text:qwen-dialogue"], options=opts, progress=False,
+                            cache_path=tmp_path / "f.sqlite")["text:qwen-dialogue"]
+    vectors = np.stack([u.features["text:qwen-dialogue"] for u in d.utterances])
+    assert vectors.shape == (3, 576) and stats["computed"] == 3 and stats["tokens"] > 20
+
+    llm = llama_cpp.Llama(model_path=str(smol_path), embedding=True, n_ctx=512, n_threads=2,
+                          pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE, verbose=False)
+    lines = [f"{u.speaker}: {u.text}\n" for u in d.utterances]
+    text = prefix + "".join(lines)
+    states = np.asarray(llm.embed(text), dtype=np.float64)
+    n_prefix = len(llm.tokenize(prefix.encode()))
+    spans = np.cumsum([n_prefix] + [len(llm.tokenize(ln.encode(), add_bos=False)) for ln in lines])
+    assert spans[-1] == len(states)   # the lines tokenise on their own as in the whole text
+    llm.close()
+    for i in range(3):
+        np.testing.assert_allclose(vectors[i], states[spans[i]:spans[i + 1]].mean(axis=0), rtol=1e-3, atol=1e-3)
+
+    other = dialogue(["Everything is ruined.", *SENTENCES[1:3]], "e")   # another first turn
+    longer = dialogue([*SENTENCES[:3], "And one more thing."], "f")     # one more turn after
+    ex = get_extractor("text:qwen-dialogue", **opts["text:qwen-dialogue"])
+    ex.bind_dialogues([d, other, longer])
+    assert ex.input_key(d.utterances[2]) == text and ex.input_key(longer.utterances[2]) == text
+    assert ex.input_key(other.utterances[2]) != text
+    again = attach_features([other, longer], ["text:qwen-dialogue"], options=opts, progress=False,
+                            cache_path=tmp_path / "f.sqlite")["text:qwen-dialogue"]
+    assert again["from_cache"] == 3 and again["computed"] == 4    # longer's first 3 turns are d's
+    np.testing.assert_allclose(longer.utterances[2].features["text:qwen-dialogue"], vectors[2])
+    assert not np.allclose(other.utterances[2].features["text:qwen-dialogue"], vectors[2], atol=1e-3)
+
+    many = dialogue([f"Turn number {i} of a long talk about the weather." for i in range(40)], "g")
+    small = {"text:qwen-dialogue": {"model": str(smol_path), "n_ctx": 256, "max_line_tokens": 32}}
+    stats = attach_features([many], ["text:qwen-dialogue"], options=small, progress=False,
+                            cache=False)["text:qwen-dialogue"]
+    out = np.stack([u.features["text:qwen-dialogue"] for u in many.utterances])
+    assert np.isfinite(out).all() and np.abs(out).sum(axis=1).min() > 0
+    assert stats["tokens"] > sum(len(u.text) for u in many.utterances) // 6   # passes overlap
+    ex.close()
 
 
 # -- audio --------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ name                      dim    what
 ``text:qwen``             1536   an embedded GGUF model's last-layer states (llama.cpp
                                  embedding mode, default qwen2.5-coder-1.5b), mean pooled,
                                  L2-normalised, of ``"{speaker}: {text}"``
+``text:qwen-dialogue``    1536   the same model's last-layer states over the dialogue so far
+                                 (one pass per dialogue), mean pooled over each turn's tokens
 ``audio:egemaps``         88     openSMILE eGeMAPSv02 functionals of ``media["audio"]``
 ``audio:compare``         6373   openSMILE ComParE_2016 functionals of ``media["audio"]``
 ``audio:whisper``         1024   Whisper-base encoder states (CTranslate2, unpadded) of
@@ -52,6 +54,7 @@ FEATURES.register("text:minilm", "lantern.features.text:MiniLMExtractor")
 FEATURES.register("text:minilm-tokens", "lantern.features.text:MiniLMTokensExtractor")
 FEATURES.register("text:st", "lantern.features.text:SentenceTransformerExtractor")
 FEATURES.register("text:qwen", "lantern.features.llm_embed:LlamaEmbeddingExtractor")
+FEATURES.register("text:qwen-dialogue", "lantern.features.llm_embed:LlamaDialogueExtractor")
 FEATURES.register("audio:egemaps", "lantern.features.audio:EGeMAPSExtractor")
 FEATURES.register("audio:compare", "lantern.features.audio:ComParEExtractor")
 FEATURES.register("audio:whisper", "lantern.features.whisper_encoder:WhisperEncoderExtractor")
@@ -59,7 +62,7 @@ FEATURES.register("audio:iemocap8", "lantern.features.table:StoredFeatureExtract
 FEATURES.register("visual:face", "lantern.features.face:FaceExtractor")
 FEATURES.register("visual:vits14", "lantern.features.vit:ViTS14Extractor")
 
-__all__ = ["FEATURES", "get_extractor", "attach_features", "collect_utterances"]
+__all__ = ["FEATURES", "get_extractor", "attach_features", "collect_dialogues", "collect_utterances"]
 
 
 def unscaled_modalities(features: dict[str, str]) -> tuple[str, ...]:
@@ -107,6 +110,21 @@ def collect_utterances(data, splits: Iterable[str] | None = None) -> list:
     return out
 
 
+def collect_dialogues(data, splits: Iterable[str] | None = None) -> list:
+    """The dialogues of what :func:`collect_utterances` reads, in order; a bare utterance is a
+    dialogue of its own (context-reading extractors see no turns before it)."""
+    from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
+
+    if isinstance(data, EmotionDataset):
+        names = list(splits) if splits is not None else list(data.splits)
+        return [d for s in names for d in data.dialogues(s)]
+    if isinstance(data, Dialogue):
+        return [data]
+    if isinstance(data, Utterance):
+        return [Dialogue(data.id, [data])]
+    return [d for item in data for d in collect_dialogues(item)]
+
+
 def attach_features(dataset_or_dialogues, names: list[str],
                     options: dict[str, dict] | None = None, cache: bool = True,
                     progress: bool = True, splits: Iterable[str] | None = None,
@@ -144,6 +162,8 @@ def attach_features(dataset_or_dialogues, names: list[str],
         for name in names:
             extractor = get_extractor(name, **options.get(name, {}))
             try:
+                if extractor.reads_context:
+                    extractor.bind_dialogues(collect_dialogues(dataset_or_dialogues, splits))
                 use_store = cache and extractor.cacheable
                 if use_store and store is None:
                     store = FeatureCache(cache_path)

@@ -60,6 +60,14 @@ class FeatureExtractor:
     #: (padded token sequences: see :class:`~lantern.models.batching.FeatureSpec`)
     standardise: bool = True
 
+    #: True: a vector depends on the turns before the utterance in its dialogue, so
+    #: :func:`~lantern.features.attach_features` calls :meth:`bind_dialogues` first and the
+    #: input key holds that context
+    reads_context: bool = False
+
+    def bind_dialogues(self, dialogues) -> None:
+        """Tell a context-reading extractor which dialogue (and turn) each utterance is."""
+
     def has_input(self, utterance) -> bool:
         """Whether ``utterance`` has what this extractor reads (for optional modalities)."""
         return not self.input_media or any((utterance.media or {}).get(k) for k in self.input_media)

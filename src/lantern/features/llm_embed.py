@@ -1,5 +1,11 @@
 """Utterance embeddings from the embedded GGUF language models (llama.cpp embedding mode).
 
+``text:qwen-dialogue`` reads each dialogue in one pass (an instruction line, then one
+``"{speaker}: {text}"`` line per turn) and mean-pools the last-layer states over each turn's
+tokens: the causal model has read every earlier turn when it reaches a turn, so the vector
+carries the dialogue so far at the cost of the dialogue's own tokens (about 18 per IEMOCAP
+turn). The vector of a turn depends on the turns before it, which is what its cache key holds.
+
 ``text:qwen`` runs a :data:`lantern.llm.MODELS` model (default ``qwen2.5-coder-1.5b``, the
 one the refinement stage uses, so nothing else is installed) with llama.cpp's pooled
 embeddings: the hidden states of the last layer over the utterance's tokens, mean pooled
@@ -25,53 +31,30 @@ from lantern.features.base import FeatureExtractor
 POOLING = ("mean", "last")
 
 
-class LlamaEmbeddingExtractor(FeatureExtractor):
-    """Pooled last-layer states of a GGUF model for ``template.format(speaker=, text=)``.
+class _GGUFExtractor(FeatureExtractor):
+    """A :data:`lantern.llm.MODELS` model (or a ``.gguf`` path) loaded lazily in llama.cpp's
+    embedding mode; the file's sha256 is part of the cache identity."""
 
-    Options: ``model`` (a :data:`lantern.llm.MODELS` name or a ``.gguf`` path; default
-    ``qwen2.5-coder-1.5b``), ``pooling`` (``mean`` | ``last``), ``template``, ``n_ctx`` (512:
-    also the tokens per llama.cpp batch; a longer text is truncated), ``threads`` (2),
-    ``models_dir``.
-    """
-
-    name = "text:qwen"
     modality = "text"
-    version = 1
-    batch_size = 32
+    pooling = "mean"
 
-    def __init__(self, model: str | None = None, pooling: str = "mean",
-                 template: str = "{speaker}: {text}", n_ctx: int = 512, threads: int = 2,
-                 models_dir: str | None = None):
+    def __init__(self, model: str | None, n_ctx: int, threads: int, models_dir: str | None):
         from lantern.llm import DEFAULT_MODEL, MODELS
 
-        if pooling not in POOLING:
-            raise ConfigError(f"{self.name}: pooling must be one of {POOLING}, got {pooling!r}")
-        try:
-            template.format(speaker="A", text="b")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"{self.name}: template may use only {{speaker}} and {{text}}, "
-                              f"got {template!r} ({exc})") from None
         self.model = model or DEFAULT_MODEL
         if self.model not in MODELS and not self.model.endswith(".gguf"):
             raise ConfigError(f"{self.name}: unknown model {self.model!r}; known: "
                               f"{', '.join(sorted(MODELS))} (or a .gguf path)")
-        self.pooling, self.template = pooling, template
         self.n_ctx, self.threads, self.models_dir = int(n_ctx), int(threads), models_dir
         self._llama = None
         self._sha256: str | None = MODELS[self.model]["sha256"] if self.model in MODELS else None
         self.tokens = 0
 
-    def options(self) -> dict[str, Any]:
+    def model_sha256(self) -> str:
         if self._sha256 is None:  # a file outside the table: its content names it
             from lantern.llm import sha256_file
             self._sha256 = sha256_file(self.model)
-        return {"model_sha256": self._sha256, "pooling": self.pooling, "template": self.template}
-
-    def input_key(self, utterance) -> str:
-        if not isinstance(utterance.text, str):
-            raise DataError(f"utterance {utterance.id}: text is {type(utterance.text).__name__}, "
-                            "not a string", field="text")
-        return self.template.format(speaker=utterance.speaker or "", text=utterance.text)
+        return self._sha256
 
     def _load(self):
         if self._llama is None:
@@ -83,13 +66,52 @@ class LlamaEmbeddingExtractor(FeatureExtractor):
             llama_cpp = import_llama_cpp()
             path = ensure_model(self.model, self.models_dir) if self.model in MODELS else Path(self.model)
             pooling = {"mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                       "last": llama_cpp.LLAMA_POOLING_TYPE_LAST}[self.pooling]
+                       "last": llama_cpp.LLAMA_POOLING_TYPE_LAST,
+                       "none": llama_cpp.LLAMA_POOLING_TYPE_NONE}[self.pooling]
             self._llama = llama_cpp.Llama(model_path=str(path), embedding=True, pooling_type=pooling,
                                           n_ctx=self.n_ctx, n_batch=self.n_ctx, n_ubatch=self.n_ctx,
                                           n_threads=self.threads, n_threads_batch=self.threads,
                                           verbose=False)
             self.dim = int(self._llama.n_embd())
         return self._llama
+
+    def summarize(self, vectors: np.ndarray) -> dict[str, Any]:
+        """Prompt tokens evaluated for the vectors computed now (cached ones cost none)."""
+        return {"tokens": self.tokens}
+
+    def close(self) -> None:
+        if self._llama is not None:
+            self._llama.close()
+        self._llama = None
+
+
+class LlamaEmbeddingExtractor(_GGUFExtractor):
+    """Pooled last-layer states of a GGUF model for ``template.format(speaker=, text=)``.
+
+    Options: ``model`` (a :data:`lantern.llm.MODELS` name or a ``.gguf`` path; default
+    ``qwen2.5-coder-1.5b``), ``pooling`` (``mean`` | ``last``), ``template``, ``n_ctx`` (512:
+    also the tokens per llama.cpp batch; a longer text is truncated), ``threads`` (2),
+    ``models_dir``.
+    """
+
+    name = "text:qwen"
+    version = 1
+    batch_size = 32
+
+    def __init__(self, model: str | None = None, pooling: str = "mean",
+                 template: str = "{speaker}: {text}", n_ctx: int = 512, threads: int = 2,
+                 models_dir: str | None = None):
+        if pooling not in POOLING:
+            raise ConfigError(f"{self.name}: pooling must be one of {POOLING}, got {pooling!r}")
+        _check_template(self.name, "template", template)
+        super().__init__(model, n_ctx, threads, models_dir)
+        self.pooling, self.template = pooling, template
+
+    def options(self) -> dict[str, Any]:
+        return {"model_sha256": self.model_sha256(), "pooling": self.pooling, "template": self.template}
+
+    def input_key(self, utterance) -> str:
+        return self.template.format(speaker=utterance.speaker or "", text=_text(utterance))
 
     def extract_batch(self, utterances: Sequence) -> np.ndarray:
         texts = [self.input_key(u) for u in utterances]
@@ -102,11 +124,149 @@ class LlamaEmbeddingExtractor(FeatureExtractor):
         self.tokens += int(count)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
-    def summarize(self, vectors: np.ndarray) -> dict[str, Any]:
-        """Prompt tokens evaluated for the vectors computed now (cached ones cost none)."""
-        return {"tokens": self.tokens}
 
-    def close(self) -> None:
-        if self._llama is not None:
-            self._llama.close()
-        self._llama = None
+#: The instruction line a dialogue is read after: it points the states at how people feel
+#: (the IEMOCAP probe in benchmarks/NOTES.md used exactly this line).
+DIALOGUE_PREFIX = "A conversation. Notice how each speaker feels.\n\n"
+
+
+class LlamaDialogueExtractor(_GGUFExtractor):
+    """Mean-pooled last-layer states of each turn, read in its dialogue (see the module).
+
+    Options: ``model`` (as ``text:qwen``), ``prefix`` (the instruction line,
+    :data:`DIALOGUE_PREFIX`), ``line`` (one turn, ``"{speaker}: {text}\\n"``), ``n_ctx`` (4096
+    tokens per pass: a longer dialogue is read in passes that restart with the last half
+    window of turns as context), ``max_line_tokens`` (256: a longer turn is cut), ``threads``
+    (2), ``models_dir``.
+    """
+
+    name = "text:qwen-dialogue"
+    version = 1
+    batch_size = 256        # whole dialogues per call: each is read once
+    reads_context = True
+    pooling = "none"        # per-token states; pooled here over each turn's span
+
+    def __init__(self, model: str | None = None, prefix: str = DIALOGUE_PREFIX,
+                 line: str = "{speaker}: {text}\n", n_ctx: int = 4096, max_line_tokens: int = 256,
+                 threads: int = 2, models_dir: str | None = None):
+        _check_template(self.name, "line", line)
+        if not line.endswith("\n"):
+            raise ConfigError(f"{self.name}: line must end with a newline (one turn per line), got {line!r}")
+        if int(max_line_tokens) < 1 or int(n_ctx) < 2 * int(max_line_tokens) + 64:
+            raise ConfigError(f"{self.name}: n_ctx ({n_ctx}) must hold two turns of max_line_tokens "
+                              f"({max_line_tokens}) and the prefix")
+        super().__init__(model, n_ctx, threads, models_dir)
+        self.prefix, self.line, self.max_line_tokens = prefix, line, int(max_line_tokens)
+        self._turns: dict[int, tuple] = {}       # id(utterance) -> (dialogue lines, turn index)
+        self._done: dict[int, tuple] = {}        # id(lines) -> (lines, every turn's vector)
+
+    def options(self) -> dict[str, Any]:
+        return {"model_sha256": self.model_sha256(), "prefix": self.prefix, "line": self.line,
+                "n_ctx": self.n_ctx, "max_line_tokens": self.max_line_tokens}
+
+    def bind_dialogues(self, dialogues) -> None:
+        self._turns = {}
+        for d in dialogues:
+            lines = [self.line.format(speaker=u.speaker or "", text=_text(u)) for u in d.utterances]
+            for i, u in enumerate(d.utterances):
+                self._turns[id(u)] = (lines, i)
+
+    def _where(self, utterance) -> tuple[list[str], int]:
+        return self._turns.get(id(utterance)) or (
+            [self.line.format(speaker=utterance.speaker or "", text=_text(utterance))], 0)
+
+    def input_key(self, utterance) -> str:
+        lines, i = self._where(utterance)
+        return self.prefix + "".join(lines[:i + 1])   # what the turn's states have read
+
+    def extract_batch(self, utterances: Sequence) -> np.ndarray:
+        if not utterances:
+            return np.zeros((0, self.dim or 0), np.float32)
+        rows = []
+        for u in utterances:
+            lines, i = self._where(u)
+            known = self._done.get(id(lines))
+            if known is None or known[0] is not lines:   # an id can be reused once freed
+                if len(self._done) > 8:                   # dialogues come in order: keep a few
+                    self._done.pop(next(iter(self._done)))
+                known = self._done[id(lines)] = (lines, self._read_dialogue(lines))
+            rows.append(known[1][i])
+        return np.stack(rows).astype(np.float32)
+
+    def _line_tokens(self, llama, lines: list[str]) -> list[list[int]]:
+        tokens = []
+        for text in lines:
+            t = llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            if len(t) > self.max_line_tokens:     # keep the line's end (the newline) in place
+                t = t[:self.max_line_tokens - 1] + t[-1:]
+            tokens.append(t)
+        return tokens
+
+    def _read_dialogue(self, lines: list[str]) -> np.ndarray:
+        """Every turn's vector: passes of at most ``n_ctx`` tokens; a pass after the first
+        starts with as many earlier turns as fit in half a window, as context."""
+        llama = self._load()
+        prefix = llama.tokenize(self.prefix.encode("utf-8"), add_bos=True, special=False)
+        tokens = self._line_tokens(llama, lines)
+        vectors = np.zeros((len(lines), self.dim), np.float32)
+        if len(prefix) + self.max_line_tokens > self.n_ctx // 2:
+            raise ConfigError(f"{self.name}: the prefix ({len(prefix)} tokens) and one turn "
+                              f"({self.max_line_tokens}) must fit in half of n_ctx ({self.n_ctx})")
+        first = 0                                  # the first turn without a vector
+        while first < len(lines):
+            start, budget = first, self.n_ctx // 2 - len(prefix)
+            while start > 0 and len(tokens[start - 1]) <= budget:   # context: earlier turns
+                budget -= len(tokens[start - 1])
+                start -= 1
+            used = len(prefix) + sum(len(t) for t in tokens[start:first])
+            end = first
+            while end < len(lines) and (end == first or used + len(tokens[end]) <= self.n_ctx):
+                used += len(tokens[end])
+                end += 1
+            ids = list(prefix)
+            spans = []
+            for t in tokens[start:end]:
+                spans.append((len(ids), len(ids) + len(t)))
+                ids.extend(t)
+            states = self._states(llama, ids)
+            for k in range(first, end):
+                a, b = spans[k - start]
+                vectors[k] = states[a:b].mean(axis=0)
+            first = end
+        return vectors
+
+    def _states(self, llama, ids: list[int]) -> np.ndarray:
+        """Last-layer states of every token of ``ids``, one llama.cpp decode (no KV reuse)."""
+        import ctypes
+
+        from lantern.llm.embedded import import_llama_cpp
+
+        llama_cpp = import_llama_cpp()
+        batch = llama._batch
+        batch.reset()
+        batch.add_sequence(ids, 0, True)
+        llama._ctx.kv_cache_clear()
+        llama._ctx.decode(batch)
+        ptr = llama_cpp.llama_get_embeddings(llama._ctx.ctx)
+        n = len(ids) * self.dim
+        states = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n,))
+        out = states.reshape(len(ids), self.dim).copy()
+        batch.reset()
+        llama._ctx.kv_cache_clear()
+        self.tokens += len(ids)
+        return out
+
+
+def _check_template(name: str, option: str, template: str) -> None:
+    try:
+        template.format(speaker="A", text="b")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"{name}: {option} may use only {{speaker}} and {{text}}, "
+                          f"got {template!r} ({exc})") from None
+
+
+def _text(utterance) -> str:
+    if not isinstance(utterance.text, str):
+        raise DataError(f"utterance {utterance.id}: text is {type(utterance.text).__name__}, "
+                        "not a string", field="text")
+    return utterance.text
