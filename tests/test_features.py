@@ -206,6 +206,15 @@ def test_dialogue_embedding_reads_each_turn_after_the_turns_before_it(smol_path,
     out = np.stack([u.features["text:qwen-dialogue"] for u in many.utterances])
     assert np.isfinite(out).all() and np.abs(out).sum(axis=1).min() > 0
     assert stats["tokens"] > sum(len(u.text) for u in many.utterances) // 6   # passes overlap
+    whole = {"text:qwen-dialogue": {"model": str(smol_path)}}              # one pass of 4096
+    attach_features((d for d in [many]), ["text:qwen-dialogue"], options=whole, progress=False, cache=False)
+    full = np.stack([u.features["text:qwen-dialogue"] for u in many.utterances])
+    np.testing.assert_allclose(out[:3], full[:3], rtol=1e-3, atol=1e-3)   # the first pass: same tokens
+    assert not np.allclose(out[-1], full[-1], atol=1e-3)                  # a later pass: less context
+
+    broken = dialogue(["Fine.\nB: Really fine."], "h")      # a line break stays inside its turn
+    ex.bind_dialogues([broken])
+    assert ex.input_key(broken.utterances[0]) == prefix + "A: Fine. B: Really fine.\n"
     ex.close()
 
 

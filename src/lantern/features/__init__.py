@@ -150,6 +150,10 @@ def attach_features(dataset_or_dialogues, names: list[str],
     """
     from lantern.features.cache import FeatureCache
 
+    from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
+
+    if not isinstance(dataset_or_dialogues, (EmotionDataset, Dialogue, Utterance)):
+        dataset_or_dialogues = list(dataset_or_dialogues)   # read twice: utterances, dialogues
     options = dict(options or {})
     unknown = [n for n in options if n not in FEATURES]  # options of unrequested extractors are fine
     if unknown:
