@@ -96,6 +96,19 @@ def test_git_commit_and_memory(tmp_path):
     assert 1 < mb < 1_000_000
 
 
+def test_every_committed_result_and_shipped_card_names_a_clean_commit():
+    """A number is reproducible only from the commit it names: a ``-dirty`` (or unknown)
+    commit says the code that made it was never committed."""
+    import re
+
+    clean = re.compile(r"[0-9a-f]{40}")
+    bad = [r["_file"] for r in load_results(REPO / "benchmarks" / "results")
+           if not clean.fullmatch(str(r.get("git_commit")))]
+    assert not bad, f"rerun these at a clean commit: {bad}"
+    cards = sorted((REPO / "src" / "lantern" / "pretrained").glob("*/README.md"))
+    assert cards and not [c for c in cards if "-dirty" in c.read_text(encoding="utf-8")]
+
+
 # ------------------------------------------------------------------------- summaries
 
 def test_summarise_seeds():
