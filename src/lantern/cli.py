@@ -292,9 +292,8 @@ def cmd_predict(args) -> int:
               f"{s['validation_failures']} invalid answers, {s['fallbacks']} fields fell back "
               f"to the vanilla probabilities")
         _warn_fallbacks(s)
-    t = doc["timings"]
-    stages = [k for k, v in t.items() if k != "utterances" and isinstance(v, (int, float))]
-    print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in stages))   # every stage the system ran
+    stages = {k: v for k, v in doc["timings"].items() if k != "utterances" and isinstance(v, (int, float))}
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))   # every stage the system ran
     print(f"wrote {result.json_path}, {result.csv_path}" + (f", {result.report_path}" if result.report_path else ""))
     return 0
 

@@ -148,9 +148,8 @@ def attach_features(dataset_or_dialogues, names: list[str],
     and ``from_cache`` (distinct inputs computed now / found in the cache), ``dim``,
     ``seconds``, plus extractor-specific counts (``visual:face``: ``face_found``, ``no_face``).
     """
-    from lantern.features.cache import FeatureCache
-
     from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
+    from lantern.features.cache import FeatureCache
 
     if not isinstance(dataset_or_dialogues, (EmotionDataset, Dialogue, Utterance)):
         dataset_or_dialogues = list(dataset_or_dialogues)   # read twice: utterances, dialogues
