@@ -16,7 +16,7 @@ import pytest
 from conftest import _skip_or_fail, require_data
 from lantern.data.dialogues import Dialogue, Utterance
 from lantern.errors import ConfigError, DataError
-from lantern.features import FEATURES, attach_features, collect_utterances, get_extractor
+from lantern.features import FEATURES, attach_features, collect_dialogues, collect_utterances, get_extractor
 from lantern.features.base import file_key
 from lantern.features.cache import FeatureCache
 
@@ -69,6 +69,11 @@ def test_collect_utterances_accepts_dialogues_and_utterances():
     a, b, c = (Utterance(x, "A", x) for x in "abc")
     assert [u.id for u in collect_utterances([Dialogue("d", [a, b]), c])] == ["a", "b", "c"]
     assert [u.id for u in collect_utterances(Dialogue("d", [a]))] == ["a"]
+    assert [d.id for d in collect_dialogues(iter([Dialogue("d", [a, b]), c]))] == ["d", "c"]
+    with pytest.raises(TypeError, match="got str"):
+        collect_dialogues([Dialogue("d", [a]), "text"])
+    with pytest.raises(ConfigError, match="splits="):
+        collect_utterances([a], splits=["test"])
 
 
 # -- text ---------------------------------------------------------------------------------

@@ -88,26 +88,7 @@ def get_extractor(name: str, **options: Any):
 def collect_utterances(data, splits: Iterable[str] | None = None) -> list:
     """The utterances of an :class:`EmotionDataset` (the given splits, default all), a
     :class:`Dialogue`, or an iterable of dialogues and/or utterances, in order."""
-    from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
-
-    if isinstance(data, EmotionDataset):
-        names = list(splits) if splits is not None else list(data.splits)
-        return [u for s in names for d in data.dialogues(s) for u in d.utterances]
-    if splits is not None:
-        raise ConfigError("splits= applies to an EmotionDataset only")
-    if isinstance(data, Dialogue):
-        return list(data.utterances)
-    if isinstance(data, Utterance):
-        return [data]
-    out = []
-    for item in data:
-        if isinstance(item, Dialogue):
-            out.extend(item.utterances)
-        elif isinstance(item, Utterance):
-            out.append(item)
-        else:
-            raise TypeError(f"expected dialogues or utterances, got {type(item).__name__}")
-    return out
+    return [u for d in collect_dialogues(data, splits) for u in d.utterances]
 
 
 def collect_dialogues(data, splits: Iterable[str] | None = None) -> list:
@@ -118,11 +99,21 @@ def collect_dialogues(data, splits: Iterable[str] | None = None) -> list:
     if isinstance(data, EmotionDataset):
         names = list(splits) if splits is not None else list(data.splits)
         return [d for s in names for d in data.dialogues(s)]
+    if splits is not None:
+        raise ConfigError("splits= applies to an EmotionDataset only")
     if isinstance(data, Dialogue):
         return [data]
     if isinstance(data, Utterance):
         return [Dialogue(data.id, [data])]
-    return [d for item in data for d in collect_dialogues(item)]
+    out = []
+    for item in data:
+        if isinstance(item, Dialogue):
+            out.append(item)
+        elif isinstance(item, Utterance):
+            out.append(Dialogue(item.id, [item]))
+        else:
+            raise TypeError(f"expected dialogues or utterances, got {type(item).__name__}")
+    return out
 
 
 def attach_features(dataset_or_dialogues, names: list[str],
@@ -148,17 +139,15 @@ def attach_features(dataset_or_dialogues, names: list[str],
     and ``from_cache`` (distinct inputs computed now / found in the cache), ``dim``,
     ``seconds``, plus extractor-specific counts (``visual:face``: ``face_found``, ``no_face``).
     """
-    from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
     from lantern.features.cache import FeatureCache
 
-    if not isinstance(dataset_or_dialogues, (EmotionDataset, Dialogue, Utterance)):
-        dataset_or_dialogues = list(dataset_or_dialogues)   # read twice: utterances, dialogues
     options = dict(options or {})
     unknown = [n for n in options if n not in FEATURES]  # options of unrequested extractors are fine
     if unknown:
         raise ConfigError(f"options given for unknown feature extractor(s) {sorted(unknown)}; "
                           f"known: {', '.join(FEATURES.names())}")
-    utterances = collect_utterances(dataset_or_dialogues, splits)
+    dialogues = collect_dialogues(dataset_or_dialogues, splits)   # an iterable is read once
+    utterances = [u for d in dialogues for u in d.utterances]
     stats: dict[str, dict] = {}
     store = None
     try:
@@ -166,7 +155,7 @@ def attach_features(dataset_or_dialogues, names: list[str],
             extractor = get_extractor(name, **options.get(name, {}))
             try:
                 if extractor.reads_context:
-                    extractor.bind_dialogues(collect_dialogues(dataset_or_dialogues, splits))
+                    extractor.bind_dialogues(dialogues)
                 use_store = cache and extractor.cacheable
                 if use_store and store is None:
                     store = FeatureCache(cache_path)

@@ -160,6 +160,7 @@ class LlamaDialogueExtractor(_GGUFExtractor):
         self.prefix, self.line, self.max_line_tokens = prefix, line, int(max_line_tokens)
         self._turns: dict[int, tuple] = {}       # id(utterance) -> (dialogue lines, turn index)
         self._done: dict[int, tuple] = {}        # id(lines) -> (lines, every turn's vector)
+        self._prefix: list[int] | None = None    # the prefix's tokens, once the model is loaded
 
     def options(self) -> dict[str, Any]:
         return {"model_sha256": self.model_sha256(), "prefix": self.prefix, "line": self.line,
@@ -208,16 +209,23 @@ class LlamaDialogueExtractor(_GGUFExtractor):
             tokens.append(t)
         return tokens
 
+    def _prefix_tokens(self, llama) -> list[int]:
+        """The instruction's tokens, tokenised and checked once."""
+        if self._prefix is None:
+            prefix = llama.tokenize(self.prefix.encode("utf-8"), add_bos=True, special=False)
+            if len(prefix) + self.max_line_tokens > self.n_ctx // 2:
+                raise ConfigError(f"{self.name}: the prefix ({len(prefix)} tokens) and one turn "
+                                  f"({self.max_line_tokens}) must fit in half of n_ctx ({self.n_ctx})")
+            self._prefix = prefix
+        return self._prefix
+
     def _read_dialogue(self, lines: list[str]) -> np.ndarray:
         """Every turn's vector: passes of at most ``n_ctx`` tokens; a pass after the first
         starts with as many earlier turns as fit in half a window, as context."""
         llama = self._load()
-        prefix = llama.tokenize(self.prefix.encode("utf-8"), add_bos=True, special=False)
+        prefix = self._prefix_tokens(llama)
         tokens = self._line_tokens(llama, lines)
         vectors = np.zeros((len(lines), self.dim), np.float32)
-        if len(prefix) + self.max_line_tokens > self.n_ctx // 2:
-            raise ConfigError(f"{self.name}: the prefix ({len(prefix)} tokens) and one turn "
-                              f"({self.max_line_tokens}) must fit in half of n_ctx ({self.n_ctx})")
         first = 0                                  # the first turn without a vector
         while first < len(lines):
             start, budget = first, self.n_ctx // 2 - len(prefix)
