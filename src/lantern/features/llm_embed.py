@@ -38,7 +38,8 @@ class _GGUFExtractor(FeatureExtractor):
     modality = "text"
     pooling = "mean"
 
-    def __init__(self, model: str | None, n_ctx: int, threads: int, models_dir: str | None):
+    def __init__(self, model: str | None, n_ctx: int, threads: int, models_dir: str | None,
+                 layers: int | None = None):
         from lantern.llm import DEFAULT_MODEL, MODELS
 
         self.model = model or DEFAULT_MODEL
@@ -46,6 +47,9 @@ class _GGUFExtractor(FeatureExtractor):
             raise ConfigError(f"{self.name}: unknown model {self.model!r}; known: "
                               f"{', '.join(sorted(MODELS))} (or a .gguf path)")
         self.n_ctx, self.threads, self.models_dir = int(n_ctx), int(threads), models_dir
+        if layers is not None and int(layers) < 1:
+            raise ConfigError(f"{self.name}: layers must be a positive block count, got {layers}")
+        self.layers = None if layers is None else int(layers)
         self._llama = None
         self._sha256: str | None = MODELS[self.model]["sha256"] if self.model in MODELS else None
         self.tokens = 0
@@ -65,6 +69,9 @@ class _GGUFExtractor(FeatureExtractor):
 
             llama_cpp = import_llama_cpp()
             path = ensure_model(self.model, self.models_dir) if self.model in MODELS else Path(self.model)
+            if self.layers is not None:
+                from lantern.llm.truncate import truncated_model
+                path = truncated_model(path, self.layers)
             pooling = {"mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN,
                        "last": llama_cpp.LLAMA_POOLING_TYPE_LAST,
                        "none": llama_cpp.LLAMA_POOLING_TYPE_NONE}[self.pooling]
@@ -74,6 +81,14 @@ class _GGUFExtractor(FeatureExtractor):
                                           verbose=False)
             self.dim = int(self._llama.n_embd())
         return self._llama
+
+    def _identity(self) -> dict[str, Any]:
+        """The model's part of the cache identity (``layers`` only when set, so the keys of
+        whole-model vectors stay as they were)."""
+        out: dict[str, Any] = {"model_sha256": self.model_sha256()}
+        if self.layers is not None:
+            out["layers"] = self.layers
+        return out
 
     def summarize(self, vectors: np.ndarray) -> dict[str, Any]:
         """Prompt tokens evaluated for the vectors computed now (cached ones cost none)."""
@@ -91,7 +106,8 @@ class LlamaEmbeddingExtractor(_GGUFExtractor):
     Options: ``model`` (a :data:`lantern.llm.MODELS` name or a ``.gguf`` path; default
     ``qwen2.5-coder-1.5b``), ``pooling`` (``mean`` | ``last``), ``template``, ``n_ctx`` (512:
     also the tokens per llama.cpp batch; a longer text is truncated), ``threads`` (2),
-    ``models_dir``.
+    ``models_dir``, ``layers`` (read the states after this many blocks, see
+    :mod:`lantern.llm.truncate`; default all).
     """
 
     name = "text:qwen"
@@ -100,15 +116,15 @@ class LlamaEmbeddingExtractor(_GGUFExtractor):
 
     def __init__(self, model: str | None = None, pooling: str = "mean",
                  template: str = "{speaker}: {text}", n_ctx: int = 512, threads: int = 2,
-                 models_dir: str | None = None):
+                 models_dir: str | None = None, layers: int | None = None):
         if pooling not in POOLING:
             raise ConfigError(f"{self.name}: pooling must be one of {POOLING}, got {pooling!r}")
         _check_template(self.name, "template", template)
-        super().__init__(model, n_ctx, threads, models_dir)
+        super().__init__(model, n_ctx, threads, models_dir, layers)
         self.pooling, self.template = pooling, template
 
     def options(self) -> dict[str, Any]:
-        return {"model_sha256": self.model_sha256(), "pooling": self.pooling, "template": self.template}
+        return {**self._identity(), "pooling": self.pooling, "template": self.template}
 
     def input_key(self, utterance) -> str:
         return self.template.format(speaker=utterance.speaker or "", text=_text(utterance))
@@ -137,8 +153,9 @@ class LlamaDialogueExtractor(_GGUFExtractor):
     :data:`DIALOGUE_PREFIX`), ``line`` (one turn, ``"{speaker}: {text}\\n"``), ``n_ctx`` (4096
     tokens per pass: a longer dialogue is read in passes that restart with the last half
     window of turns as context), ``max_line_tokens`` (256: a longer turn is cut), ``threads``
-    (2), ``models_dir``. Memory: llama.cpp reserves output buffers for every token of a pass
-    (about 3.5 GB resident for the 1.5B model at ``n_ctx`` 4096, measured on IEMOCAP).
+    (2), ``models_dir``, ``layers`` (as ``text:qwen``). Memory: llama.cpp reserves output
+    buffers for every token of a pass (about 3.5 GB resident for the 1.5B model at ``n_ctx``
+    4096, measured on IEMOCAP).
     """
 
     name = "text:qwen-dialogue"
@@ -149,21 +166,21 @@ class LlamaDialogueExtractor(_GGUFExtractor):
 
     def __init__(self, model: str | None = None, prefix: str = DIALOGUE_PREFIX,
                  line: str = "{speaker}: {text}\n", n_ctx: int = 4096, max_line_tokens: int = 256,
-                 threads: int = 2, models_dir: str | None = None):
+                 threads: int = 2, models_dir: str | None = None, layers: int | None = None):
         _check_template(self.name, "line", line)
         if not line.endswith("\n"):
             raise ConfigError(f"{self.name}: line must end with a newline (one turn per line), got {line!r}")
         if int(max_line_tokens) < 1 or int(n_ctx) < 2 * int(max_line_tokens) + 64:
             raise ConfigError(f"{self.name}: n_ctx ({n_ctx}) must hold two turns of max_line_tokens "
                               f"({max_line_tokens}) and the prefix")
-        super().__init__(model, n_ctx, threads, models_dir)
+        super().__init__(model, n_ctx, threads, models_dir, layers)
         self.prefix, self.line, self.max_line_tokens = prefix, line, int(max_line_tokens)
         self._turns: dict[int, tuple] = {}       # id(utterance) -> (dialogue lines, turn index)
         self._done: dict[int, tuple] = {}        # id(lines) -> (lines, every turn's vector)
         self._prefix: list[int] | None = None    # the prefix's tokens, once the model is loaded
 
     def options(self) -> dict[str, Any]:
-        return {"model_sha256": self.model_sha256(), "prefix": self.prefix, "line": self.line,
+        return {**self._identity(), "prefix": self.prefix, "line": self.line,
                 "n_ctx": self.n_ctx, "max_line_tokens": self.max_line_tokens}
 
     def _line(self, utterance) -> str:

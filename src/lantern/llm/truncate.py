@@ -1,0 +1,89 @@
+"""A GGUF model cut after its first ``n`` transformer blocks, for a middle layer's states.
+
+llama.cpp returns the states of a model's last layer only (after the final norm). A model file
+that keeps blocks ``0 .. n-1``, the token embeddings, the final norm and the output head, with
+``<arch>.block_count`` set to ``n``, returns the final-normed states of layer ``n`` instead, and
+reads a prompt in about ``n / block_count`` of the time. Middle layers of decoder LLMs often
+separate classes better than the last one, which is tuned to predict the next token.
+
+The cut file is written once next to the source (``<stem>-l<n>.gguf``), atomically, with a
+stamp of its sha256 like the assembled models (:func:`lantern.llm.is_verified`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from lantern.errors import ConfigError
+
+_BLOCK = re.compile(r"^blk\.(\d+)\.")
+
+
+def _gguf():
+    try:
+        import gguf
+    except ImportError as exc:  # pragma: no cover - an extra's dependency
+        raise ConfigError("cutting a GGUF model needs the gguf package: "
+                          "pip install 'lantern[llm]'") from exc
+    return gguf
+
+
+def block_count(path: str | Path) -> int:
+    """The number of transformer blocks of a GGUF model file."""
+    gguf = _gguf()
+    reader = gguf.GGUFReader(str(path))
+    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+    return int(reader.fields[f"{arch}.block_count"].contents())
+
+
+def truncated_model(source: str | Path, n_layers: int, dest: str | Path | None = None) -> Path:
+    """``source`` cut after ``n_layers`` blocks (``1 <= n_layers <= block_count``); the source
+    itself when nothing is cut. Reuses a verified cut file."""
+    from lantern.llm import _write_stamp, is_verified, sha256_file
+
+    source = Path(source)
+    dest = Path(dest) if dest else source.with_name(f"{source.stem}-l{int(n_layers)}.gguf")
+    stamp = dest.with_name(dest.name + ".verified.json")
+    if stamp.exists():           # cut and checked before: the source is not read again
+        import json
+        if is_verified(dest, json.loads(stamp.read_text())["sha256"], rehash=False):
+            return dest
+
+    gguf = _gguf()
+    reader = gguf.GGUFReader(str(source))
+    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+    count_key = f"{arch}.block_count"
+    total = int(reader.fields[count_key].contents())
+    if not 1 <= int(n_layers) <= total:
+        raise ConfigError(f"{source.name}: layers must be between 1 and {total}, got {n_layers}")
+    if int(n_layers) == total:
+        return source
+
+    kept = [t for t in reader.tensors
+            if not ((m := _BLOCK.match(t.name)) and int(m.group(1)) >= int(n_layers))]
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch=arch, endianess=reader.endianess)
+    for field in reader.fields.values():
+        # The writer adds the architecture and the GGUF.* header fields itself.
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        kind = field.types[0]
+        sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        value = int(n_layers) if field.name == count_key else field.contents()
+        writer.add_key_value(field.name, value, kind, sub_type=sub)
+    for t in kept:
+        writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for t in kept:
+            writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
+        writer.close()
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_stamp(dest, sha256_file(dest))
+    return dest
