@@ -3,6 +3,8 @@ checked on the real SmolLM2 against transformers' own hidden states of the whole
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,12 @@ def test_cut_model_keeps_the_first_blocks_and_is_reused(smol_path):
     assert cut.stat().st_size < smol_path.stat().st_size
     stamp = cut.stat().st_mtime_ns
     assert truncated_model(smol_path, 15) == cut and cut.stat().st_mtime_ns == stamp  # not rewritten
+    other = smol_path.with_name("other.gguf")      # a source replaced in place is cut again
+    other.symlink_to(smol_path)
+    first = truncated_model(other, 10)
+    touched = first.stat().st_mtime_ns
+    os.utime(smol_path, ns=(touched + 10**9, smol_path.stat().st_mtime_ns + 10**9))
+    assert truncated_model(other, 10).stat().st_mtime_ns != touched
     with pytest.raises(ConfigError, match="positive"):
         get_extractor("text:qwen-dialogue", layers=0)
 

@@ -7,7 +7,8 @@ reads a prompt in about ``n / block_count`` of the time. Middle layers of decode
 separate classes better than the last one, which is tuned to predict the next token.
 
 The cut file is written once next to the source (``<stem>-l<n>.gguf``), atomically, with a
-stamp of its sha256 like the assembled models (:func:`lantern.llm.is_verified`).
+stamp of its sha256 like the assembled models (:func:`lantern.llm.is_verified`) and the size
+and mtime of the source it was cut from: a changed source is cut again.
 """
 
 from __future__ import annotations
@@ -41,15 +42,20 @@ def block_count(path: str | Path) -> int:
 def truncated_model(source: str | Path, n_layers: int, dest: str | Path | None = None) -> Path:
     """``source`` cut after ``n_layers`` blocks (``1 <= n_layers <= block_count``); the source
     itself when nothing is cut. Reuses a verified cut file."""
-    from lantern.llm import _write_stamp, is_verified, sha256_file
+    import json
+
+    from lantern.llm import _stat_key, _write_stamp, is_verified, sha256_file
+    from lantern.paths import atomic_write_text
 
     source = Path(source)
     dest = Path(dest) if dest else source.with_name(f"{source.stem}-l{int(n_layers)}.gguf")
-    stamp = dest.with_name(dest.name + ".verified.json")
-    if stamp.exists():           # cut and checked before: the source is not read again
-        import json
-        if is_verified(dest, json.loads(stamp.read_text())["sha256"], rehash=False):
+    stamp, origin = (dest.with_name(dest.name + s) for s in (".verified.json", ".source.json"))
+    try:   # cut and checked before, from this very source file: the source is not read again
+        if (json.loads(origin.read_text()) == _stat_key(source)
+                and is_verified(dest, json.loads(stamp.read_text())["sha256"], rehash=False)):
             return dest
+    except (OSError, ValueError, KeyError):
+        pass
 
     gguf = _gguf()
     reader = gguf.GGUFReader(str(source))
@@ -86,4 +92,5 @@ def truncated_model(source: str | Path, n_layers: int, dest: str | Path | None =
     finally:
         tmp.unlink(missing_ok=True)
     _write_stamp(dest, sha256_file(dest))
+    atomic_write_text(origin, json.dumps(_stat_key(source)))
     return dest
