@@ -31,12 +31,16 @@ def _gguf():
     return gguf
 
 
+def _blocks(reader) -> tuple[str, str, int]:
+    """A model's architecture, the key of its block count, and the count."""
+    arch = reader.fields[_gguf().Keys.General.ARCHITECTURE].contents()
+    key = f"{arch}.block_count"
+    return arch, key, int(reader.fields[key].contents())
+
+
 def block_count(path: str | Path) -> int:
     """The number of transformer blocks of a GGUF model file."""
-    gguf = _gguf()
-    reader = gguf.GGUFReader(str(path))
-    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
-    return int(reader.fields[f"{arch}.block_count"].contents())
+    return _blocks(_gguf().GGUFReader(str(path)))[2]
 
 
 def truncated_model(source: str | Path, n_layers: int, dest: str | Path | None = None) -> Path:
@@ -44,31 +48,28 @@ def truncated_model(source: str | Path, n_layers: int, dest: str | Path | None =
     itself when nothing is cut. Reuses a verified cut file."""
     import json
 
-    from lantern.llm import _stat_key, _write_stamp, is_verified, sha256_file
+    from lantern.llm import _stamp_path, _stat_key, _write_stamp, is_verified, sha256_file
     from lantern.paths import atomic_write_text
 
-    source = Path(source)
-    dest = Path(dest) if dest else source.with_name(f"{source.stem}-l{int(n_layers)}.gguf")
-    stamp, origin = (dest.with_name(dest.name + s) for s in (".verified.json", ".source.json"))
+    n, source = int(n_layers), Path(source)
+    dest = Path(dest) if dest else source.with_name(f"{source.stem}-l{n}.gguf")
+    origin = dest.with_name(dest.name + ".source.json")
     try:   # cut and checked before, from this very source file: the source is not read again
         if (json.loads(origin.read_text()) == _stat_key(source)
-                and is_verified(dest, json.loads(stamp.read_text())["sha256"], rehash=False)):
+                and is_verified(dest, json.loads(_stamp_path(dest).read_text())["sha256"], rehash=False)):
             return dest
     except (OSError, ValueError, KeyError):
         pass
 
     gguf = _gguf()
     reader = gguf.GGUFReader(str(source))
-    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
-    count_key = f"{arch}.block_count"
-    total = int(reader.fields[count_key].contents())
-    if not 1 <= int(n_layers) <= total:
+    arch, count_key, total = _blocks(reader)
+    if not 1 <= n <= total:
         raise ConfigError(f"{source.name}: layers must be between 1 and {total}, got {n_layers}")
-    if int(n_layers) == total:
+    if n == total:
         return source
 
-    kept = [t for t in reader.tensors
-            if not ((m := _BLOCK.match(t.name)) and int(m.group(1)) >= int(n_layers))]
+    kept = [t for t in reader.tensors if not ((m := _BLOCK.match(t.name)) and int(m.group(1)) >= n)]
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     writer = gguf.GGUFWriter(str(tmp), arch=arch, endianess=reader.endianess)
     for field in reader.fields.values():
@@ -77,17 +78,19 @@ def truncated_model(source: str | Path, n_layers: int, dest: str | Path | None =
             continue
         kind = field.types[0]
         sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-        value = int(n_layers) if field.name == count_key else field.contents()
-        writer.add_key_value(field.name, value, kind, sub_type=sub)
+        writer.add_key_value(field.name, n if field.name == count_key else field.contents(), kind,
+                             sub_type=sub)
     for t in kept:
         writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
     try:
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        for t in kept:
-            writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
-        writer.close()
+        try:
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            for t in kept:
+                writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
+        finally:
+            writer.close()          # the file handle, also when a write fails
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
