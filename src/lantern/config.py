@@ -157,6 +157,7 @@ TRAINING_KEYS = ("name", "variant", "method", "seeds", "threads", "output_dir", 
 def _section_keys() -> dict[str, dict[str, tuple[str, ...]]]:
     from dataclasses import fields
 
+    from lantern.data.folds import CrossValidationFold
     from lantern.refine import RefineSettings
     from lantern.training.experiment import TextEncoderSection
     from lantern.training.trainer import TrainingConfig
@@ -166,7 +167,8 @@ def _section_keys() -> dict[str, dict[str, tuple[str, ...]]]:
     pipeline = {k: names(v) for k, v in PIPELINE_SECTIONS.items()}
     pipeline.update(fields=("window", "stride"), prompt=tuple(k for k in refine if k not in ("window", "stride")))
     training = {"training": tuple(k for k in names(TrainingConfig) if k != "seed"),
-                "text_encoder": names(TextEncoderSection), "dataset": (), "model": ()}
+                "text_encoder": names(TextEncoderSection), "cv": names(CrossValidationFold),
+                "dataset": (), "model": ()}
     return {"pipeline": {"": PIPELINE_KEYS, **pipeline}, "training": {"": TRAINING_KEYS, **training}}
 
 

@@ -42,8 +42,13 @@ def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = T
     from lantern.features import attach_features
     from lantern.features.normalise import apply_feature_norm
 
+    from lantern.data.folds import CrossValidationFold, cross_validation_fold
+
     ds_cfg = dict(cfg["dataset"])
     ds = load_dataset(ds_cfg.pop("name"), **ds_cfg).limit(limit)
+    cv = CrossValidationFold.of(cfg)
+    if cv is not None:
+        ds = cross_validation_fold(ds, cv)
     options = dict(cfg.get("feature_options") or {})
     encoder_cfg = cfg.get("text_encoder")
     encoder_card = None
@@ -54,6 +59,7 @@ def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = T
         if encoder_cfg.get("label_set", ds.label_set.name) != ds.label_set.name:
             src_cfg = dict(cfg["dataset"], label_set=encoder_cfg["label_set"])
             source = load_dataset(src_cfg.pop("name"), **src_cfg).limit(limit)
+            source = source if cv is None else cross_validation_fold(source, cv)
         encoder_cfg = dict(encoder_cfg, path=text_encoder_path(source, encoder_cfg, limit))
         encoder_card = ensure_text_encoder(source, encoder_cfg, progress)
         options.setdefault("text:st", {})["model_path"] = encoder_cfg["path"]
@@ -175,7 +181,10 @@ def text_encoder_path(ds: EmotionDataset, encoder_cfg: dict, limit: int | None) 
     if encoder_cfg.get("path"):
         return str(encoder_cfg["path"])
     options = json.dumps(encoder_cfg.get("options") or {}, sort_keys=True)
-    digest = hashlib.sha256(f"{options}|{limit}".encode()).hexdigest()[:10]
+    # a cross-validation fold trains on other dialogues: its encoder must not have seen its
+    # validation fold (the key is unchanged without one, so existing encoders are reused)
+    fold = f"|{json.dumps(ds.source['cv'], sort_keys=True)}" if ds.source.get("cv") else ""
+    digest = hashlib.sha256(f"{options}|{limit}{fold}".encode()).hexdigest()[:10]
     return str(cache_dir() / "text-encoders" / f"{ds.name}-{ds.label_set.name}-minilm-ft-{digest}")
 
 
