@@ -1,5 +1,5 @@
 """Vanilla models: shapes for 1-3 modalities, padding isolation, gradients, overfitting,
-save/load round trip, SDT self-distillation loss."""
+save/load round trip, SDT self-distillation loss, ensembles' independent members."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ TINY = {
     "corect": {"hidden": 16, "graph_heads": 2, "encoder_layers": 1, "self_att_layers": 1,
                "crossmodal_layers": 1, "wp": 2, "wf": 1},
     "sdt": {"hidden": 16, "heads": 2},
+    "ensemble": {"member": "context", "size": 3, "hidden": 16},
 }
 NAMES = sorted(TINY)
 MODALITY_SETS = [("text",), ("audio", "text"), ("audio", "text", "visual")]
@@ -198,3 +199,38 @@ def test_corect_text_encoder_options(encoder):
         ref = model(batch).logits
         batch.features["text"][~batch.mask] = 9.0
         torch.testing.assert_close(model(batch).logits[batch.mask], ref[batch.mask])
+
+
+def test_ensemble_members_differ_and_train_on_their_own_losses():
+    from lantern.training.losses import multitask_loss
+
+    model = make_model("ensemble", dropout=0.0).train()
+    batch = make_batch()
+    out = model(batch)
+    first = [p.detach().clone() for p in model.members[0].parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(first, model.members[1].parameters()))
+    loss, parts = multitask_loss(out, batch, vad_weight=0.5)
+    own = [multitask_loss(m, batch, vad_weight=0.5)[0] for m in out.members]
+    torch.testing.assert_close(loss, sum(own))
+    assert set(parts) == {"ce", "vad"}
+    # member 0's gradient is that of its own loss alone: the others do not reach it
+    loss.backward()
+    grads = [p.grad.clone() for p in model.members[0].parameters()]
+    model.zero_grad()
+    multitask_loss(model.members[0](batch), batch, vad_weight=0.5)[0].backward()
+    for g, p in zip(grads, model.members[0].parameters()):
+        torch.testing.assert_close(g, p.grad)
+    # the ensemble's probabilities are the members' mean
+    with torch.no_grad():
+        model.eval()
+        mean = torch.stack([m(batch).logits.softmax(-1) for m in model.members]).mean(0)
+        torch.testing.assert_close(model(batch).logits.exp(), mean)
+
+
+def test_ensemble_options_are_checked():
+    from lantern.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="size"):
+        make_model("ensemble", size=1)
+    with pytest.raises(ConfigError, match="cannot be an ensemble"):
+        make_model("ensemble", member="ensemble")

@@ -30,7 +30,7 @@ def confusion_scores(confusion: Sequence[Sequence[int]]) -> dict[str, float]:
     tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
     denominator = support + predicted
     f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return {"accuracy": 100.0 * tp.sum() / total, "weighted_f1": 100.0 * float((f1 * support).sum() / total)}
+    return {"accuracy": float(100.0 * tp.sum() / total), "weighted_f1": 100.0 * float((f1 * support).sum() / total)}
 
 
 def candidate_score(folds: dict[str, dict], n_folds: int) -> dict | None:

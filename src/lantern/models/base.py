@@ -65,6 +65,8 @@ class ModelOutput:
     logits: torch.Tensor            # (B, T, K)
     vad: torch.Tensor               # (B, T, 3), normalised space
     aux_loss: torch.Tensor | None = None   # model-specific extra loss (e.g. SDT self-distillation)
+    #: an ensemble's members' own outputs: each is trained on its own loss (models/ensemble.py)
+    members: list["ModelOutput"] | None = None
 
 
 class MultiTaskHeads(nn.Module):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lantern.errors import ConfigError
 from lantern.models.base import Batch, ModelOutput
 
 
@@ -35,6 +36,12 @@ def _multi_label_bce(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 def multitask_loss(out: ModelOutput, batch: Batch, class_weight: torch.Tensor | None = None,
                    vad_weight: float = 0.5, vad_loss: str = "mse") -> tuple[torch.Tensor, dict]:
+    if out.members:   # an ensemble: the sum of its members' own losses (no coupling gradient)
+        if batch.targets is not None:
+            raise ConfigError("an ensemble averages softmax probabilities: single-label targets only")
+        losses = [multitask_loss(m, batch, class_weight, vad_weight, vad_loss) for m in out.members]
+        parts = {k: sum(p[k] for _, p in losses) / len(losses) for k in losses[0][1]}
+        return sum(loss for loss, _ in losses), parts
     K = out.logits.shape[-1]
     options = batch.label_options
     if batch.targets is not None:
