@@ -7,14 +7,15 @@ dialogues alone, on which candidates a point apart swap places with the seed.
 
 Candidates: every IEMOCAP 6-way ``vanilla`` result in benchmarks/results, by its own recorded
 config; results whose training configs are the same (``xc-*`` repeat other variants) run once,
-under the first name. ``--skip-finetuned`` leaves out configs that fine-tune MiniLM (one
-fine-tune per fold each).
+under the first name.
 
-Per candidate and fold: the config with ``cv: {fold, folds: 4, group: '^Ses\\d+'}`` (fold k
-validates on one session of sessions 1-4, ``lantern.data.folds``), its seeds, no cross-corpus
-scoring. Each seed's held-out confusion matrix goes into the selection result file
+Per candidate and fold: the config with ``cv: {fold, folds: 4, group: '^Ses\\d+'}``
+(``lantern.data.folds``: fold k holds out one of sessions 1-4, trains on the other sessions'
+train dialogues and stops early on their valid dialogues), its seeds, no cross-corpus scoring.
+Each seed's confusion matrix on the held-out session goes into the selection result file
 (``benchmarks/results/iemocap-6way-cv-selection.json``), written after every fold, so an
-interrupted run resumes where it stopped. The choice: the highest pooled CV weighted F1
+interrupted run resumes where it stopped (folds are reused only for the same training config
+and fold scheme). The choice: the highest pooled CV weighted F1
 (``lantern.evaluation.cv_selection``). Test scores are read from each candidate's own result
 file and printed; they play no part in the choice.
 """
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 FOLDS, GROUP = 4, r"^Ses\d+"
+SCHEME = {"folds": FOLDS, "group": GROUP, "scored": "heldout"}   # what makes old folds reusable
 OUT_NAME = "iemocap-6way-cv-selection"
 #: keys of a recorded config that do not change what is trained
 NOT_TRAINING = ("name", "variant", "method", "output_dir", "config_dir", "evaluate_on", "threads")
@@ -43,25 +45,33 @@ def training_fingerprint(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def find_candidates(results: list[dict], skip_finetuned: bool) -> dict[str, dict]:
+def find_candidates(results: list[dict]) -> dict[str, dict]:
     out, seen = {}, {}
     for r in sorted(results, key=lambda r: r["_file"]):
         cfg = r.get("config") or {}
         if (r.get("dataset"), r.get("label_set"), r.get("method")) != ("iemocap", "6way", "vanilla") \
                 or "model" not in cfg or "dataset" not in cfg:
             continue
-        if skip_finetuned and cfg.get("text_encoder"):
-            continue
         fp = training_fingerprint(cfg)
         if fp in seen:
             out[seen[fp]]["same_as"].append(r["variant"])
             continue
-        seen[fp] = r["variant"]
-        out[r["variant"]] = {"fingerprint": fp, "model": r["model"], "features": r["features"],
-                             "result_file": r["_file"], "config": cfg, "same_as": [],
-                             "valid_weighted_f1": (r.get("valid_weighted_f1") or {}).get("mean"),
-                             "test": {m: r["metrics"][m]["mean"] for m in ("accuracy", "weighted_f1")}}
+        name = r["variant"] if r["variant"] not in out else f"{r['variant']} ({r['model']})"
+        seen[fp] = name
+        out[name] = {"fingerprint": fp, "model": r["model"], "features": r["features"],
+                     "result_file": r["_file"], "config": cfg, "same_as": [], "folds": {},
+                     "valid_weighted_f1": (r.get("valid_weighted_f1") or {}).get("mean"),
+                     "test": {m: r["metrics"][m]["mean"] for m in ("accuracy", "weighted_f1")}}
     return out
+
+
+def resume(state: dict[str, dict], old: dict | None) -> None:
+    """Folds of an earlier run of the same scheme, by training config (not by name)."""
+    if not old or any(old.get(k) != v for k, v in SCHEME.items()):
+        return
+    done = {c.get("fingerprint"): c.get("folds") or {} for c in (old.get("candidates") or {}).values()}
+    for cand in state.values():
+        cand["folds"] = dict(done.get(cand["fingerprint"], {}))
 
 
 def run_fold(cand: dict, fold: int, data_root: str) -> dict:
@@ -69,6 +79,7 @@ def run_fold(cand: dict, fold: int, data_root: str) -> dict:
     import numpy as np
 
     from lantern.config import validate_config
+    from lantern.data.folds import HELD_OUT
     from lantern.evaluation.metrics import classification_report
     from lantern.models.inference import label_arrays
     from lantern.records import read_predictions
@@ -84,12 +95,12 @@ def run_fold(cand: dict, fold: int, data_root: str) -> dict:
     result = run_experiment(cfg, progress=False)
     confusion = {}
     for seed in result["seeds"]:
-        rows = read_predictions(Path(result["output_dir"]) / f"seed{seed}" / "predictions" / "valid.jsonl")
+        rows = read_predictions(Path(result["output_dir"]) / f"seed{seed}" / "predictions" / f"{HELD_OUT}.jsonl")
         classes = tuple(rows[0].probs)
         y, p, _, _ = label_arrays(rows, classes)
         confusion[str(seed)] = classification_report(y, np.asarray(p).argmax(1), list(classes))["confusion_matrix"]
     return {"confusion": confusion, "seconds": time.time() - start, "git_commit": result["git_commit"],
-            "n_utterances": int(sum(map(sum, confusion[str(result["seeds"][0])])))}
+            "n_utterances": int(np.sum(confusion[str(result["seeds"][0])]))}
 
 
 def write(state: dict, results_dir: Path) -> None:
@@ -99,22 +110,20 @@ def write(state: dict, results_dir: Path) -> None:
     order = ranked(state, FOLDS)
     for name, score in order:
         state[name]["cv"] = score
-    best_name, best = order[0] if order else (None, None)
-    chosen = state[best_name] if best_name else None
     complete = all(len(c["folds"]) == FOLDS for c in state.values())
-    seconds = sum(f["seconds"] for c in state.values() for f in c["folds"].values())
-    some = next(iter(state.values()))
-    pooled = sum(f["n_utterances"] for f in some["folds"].values()) if len(some["folds"]) == FOLDS else 0
+    best_name, best = order[0] if order and complete else (None, None)
+    chosen = state[best_name] if best_name else None
+    some = next((c for c in state.values() if len(c["folds"]) == FOLDS), None)
     zero = {"mean": 0.0, "std": 0.0}
     result = build_result(
-        dataset="iemocap", label_set="6way", split="train+valid", n_utterances=pooled,
+        dataset="iemocap", label_set="6way", split="train+valid",
+        n_utterances=sum(f["n_utterances"] for f in some["folds"].values()) if some else 0,
         model=chosen["model"] if chosen else "—", method=CV_SELECTION, variant=f"sessions-cv{FOLDS}",
-        features=chosen["features"] if chosen else {}, seeds=(best or {}).get("seeds", []),
-        metrics={m: (best or {}).get(m, zero) for m in ("accuracy", "weighted_f1")},
-        train_seconds=seconds, selection_split=f"cv{FOLDS}", complete=complete,
-        chosen=best_name if complete else None, folds=FOLDS, group=GROUP,
-        candidates=state,
-        config={"folds": FOLDS, "group": GROUP, "candidates": sorted(state)})
+        features=chosen["features"] if chosen else {}, seeds=best["seeds"] if best else [],
+        metrics={m: best[m] if best else zero for m in ("accuracy", "weighted_f1")},
+        train_seconds=sum(f["seconds"] for c in state.values() for f in c["folds"].values()),
+        selection_split=f"cv{FOLDS}", complete=complete, chosen=best_name, **SCHEME,
+        candidates=state, config={**SCHEME, "candidates": sorted(state)})
     write_result(result, results_dir, name=OUT_NAME)
 
 
@@ -126,26 +135,21 @@ def main(argv=None) -> int:
     ap.add_argument("--results-dir", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--max-minutes", type=float, default=None, help="start no fold after this long")
-    ap.add_argument("--skip-finetuned", action="store_true")
     ap.add_argument("--report", action="store_true", help="print the ranking; run nothing")
     args = ap.parse_args(argv)
     results = load_results(args.results_dir)
-    old = next((r for r in results if r["_file"] == f"{OUT_NAME}.json"), None)
-    state = find_candidates(results, args.skip_finetuned)
-    for name, cand in state.items():   # folds already run for the same training config
-        done = ((old or {}).get("candidates") or {}).get(name, {})
-        cand["folds"] = done.get("folds", {}) if done.get("fingerprint") == cand["fingerprint"] else {}
+    state = find_candidates(results)
+    resume(state, next((r for r in results if r["_file"] == f"{OUT_NAME}.json"), None))
     start = time.time()
-    for name, cand in ([] if args.report else state.items()):
-        for fold in range(FOLDS):
-            if str(fold) in cand["folds"]:
-                continue
-            if args.max_minutes is not None and time.time() - start > 60 * args.max_minutes:
-                print("time is up; rerun to go on", file=sys.stderr)
-                break
-            cand["folds"][str(fold)] = run_fold(cand, fold, args.data_root)
-            write(state, args.results_dir)
-            print(f"{name} fold {fold}: {cand['folds'][str(fold)]['seconds']:.0f} s", file=sys.stderr)
+    todo = [] if args.report else [(n, k) for n, c in state.items() for k in range(FOLDS) if str(k) not in c["folds"]]
+    for name, fold in todo:
+        if args.max_minutes is not None and time.time() - start > 60 * args.max_minutes:
+            print(f"time is up with {len(todo) - todo.index((name, fold))} folds to go; rerun to go on",
+                  file=sys.stderr)
+            break
+        state[name]["folds"][str(fold)] = run_fold(state[name], fold, args.data_root)
+        write(state, args.results_dir)
+        print(f"{name} fold {fold}: {state[name]['folds'][str(fold)]['seconds']:.0f} s", file=sys.stderr)
     print(f"{'candidate':50s} {'folds':>5s} {'CV wF1':>14s} {'valid wF1':>9s} {'test wF1 (unused)':>17s}")
     scores = dict(ranked(state, FOLDS))
     for name in sorted(state, key=lambda n: -scores[n]["weighted_f1"]["mean"] if n in scores else 0):

@@ -9,10 +9,10 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from lantern.config import load_config
 from lantern.data.dialogues import Dialogue, EmotionDataset, Utterance
-from lantern.data.folds import CrossValidationFold, cross_validation_fold
+from lantern.data.folds import HELD_OUT, CrossValidationFold, cross_validation_fold
 from lantern.data.labels import IEMOCAP_6WAY
 from lantern.errors import ConfigError
-from lantern.evaluation.cv_selection import candidate_score, confusion_scores, ranked
+from lantern.evaluation.cv_selection import candidate_score, confusion_scores, ranked, render_cv_selection
 
 
 def sessions_dataset() -> EmotionDataset:
@@ -30,16 +30,17 @@ def test_each_group_is_held_out_exactly_once_and_test_is_untouched():
     ds = sessions_dataset()
     held = []
     for fold in range(4):
-        cv = CrossValidationFold(fold=fold, folds=4, group=r"^Ses\d+")
-        part = cross_validation_fold(ds, cv)
-        valid = {d.id[:5] for d in part.dialogues("valid")}
-        assert len(valid) == 1 and not valid & {d.id[:5] for d in part.dialogues("train")}
-        assert all(d.split == "valid" for d in part.dialogues("valid"))
-        assert all(d.split == "train" for d in part.dialogues("train"))
+        part = cross_validation_fold(ds, CrossValidationFold(fold=fold, folds=4, group=r"^Ses\d+"))
+        out = {d.id[:5] for d in part.dialogues(HELD_OUT)}
+        assert len(out) == 1 and len(part.dialogues(HELD_OUT)) == 3   # a session's train and valid
+        for split in ("train", "valid"):   # the others keep their split: stopping is on valid
+            assert not out & {d.id[:5] for d in part.dialogues(split)}
+            assert all(d.split == split for d in part.dialogues(split))
+        assert all(d.split == HELD_OUT for d in part.dialogues(HELD_OUT))
+        assert [len(part.dialogues(s)) for s in ("train", "valid")] == [6, 3]
         assert part.dialogues("test") == ds.dialogues("test")
-        assert len(part.dialogues("train")) + len(part.dialogues("valid")) == 12
-        assert part.source["cv"]["valid_groups"] == sorted(valid)
-        held += sorted(valid)
+        assert part.source["cv"]["held_out_groups"] == sorted(out)
+        held += sorted(out)
     assert held == ["Ses01", "Ses02", "Ses03", "Ses04"]
 
 
@@ -53,8 +54,11 @@ def test_bad_folds_are_config_errors():
         CrossValidationFold(fold=4, folds=4)
     with pytest.raises(ConfigError, match="regular expression"):
         CrossValidationFold(fold=0, folds=2, group="(")
+    one_valid = EmotionDataset("toy", ds.label_set, {**ds.splits, "valid": ds.dialogues("valid")[:1]})
+    with pytest.raises(ConfigError, match="no valid dialogues"):
+        cross_validation_fold(one_valid, CrossValidationFold(fold=0, folds=4, group=r"^Ses\d+"))
     # without a group every dialogue is its own group: 12 dialogues deal into 5 folds
-    sizes = [len(cross_validation_fold(ds, CrossValidationFold(fold=k, folds=5)).dialogues("valid"))
+    sizes = [len(cross_validation_fold(ds, CrossValidationFold(fold=k, folds=5)).dialogues(HELD_OUT))
              for k in range(5)]
     assert sizes == [3, 3, 2, 2, 2]
 
@@ -81,6 +85,7 @@ def test_pooled_scores_match_scikit_learn():
     assert score["accuracy"]["mean"] == pytest.approx(100 * accuracy_score(y, p))
     assert score["weighted_f1"]["mean"] == pytest.approx(100 * f1_score(y, p, average="weighted"))
     assert candidate_score(dict(list(per_fold.items())[:2]), 3) is None   # a fold is missing
+    assert candidate_score({**per_fold, "3": per_fold["0"]}, 3) is None   # another scheme's fold
     # a class never predicted nor present scores 0 without dividing by zero
     assert confusion_scores([[2, 0, 0], [1, 1, 0], [0, 0, 0]])["weighted_f1"] == pytest.approx(
         100 * f1_score([0, 0, 1, 1], [0, 0, 0, 1], average="weighted"))
@@ -93,3 +98,21 @@ def test_ranking_puts_the_best_complete_candidate_first():
                     "half": {"folds": {"0": good["0"]}}}, 2)
     assert [name for name, _ in order] == ["good", "poor"]
     assert order[0][1]["seeds"] == [0, 1] and order[0][1]["accuracy"]["std"] > 0
+
+
+def test_the_selection_section_ranks_and_survives_odd_files():
+    good = {str(k): {"confusion": {"0": [[5, 0], [0, 5]], "1": [[4, 1], [0, 5]]}, "git_commit": "a" * 40}
+            for k in range(2)}
+    result = {"dataset": "iemocap", "label_set": "6way", "folds": 2, "group": "^Ses", "n_utterances": 40,
+              "chosen": "good", "candidates": {
+                  "half": {"model": "sdt", "folds": {"0": good["0"]}},
+                  "good": {"model": "context", "folds": good, "test": {"weighted_f1": 67.0},
+                           "cv": candidate_score(good, 2)},
+                  "odd": "not a candidate"}}
+    text = render_cv_selection(result)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "candidate" not in line]
+    assert rows[0].startswith("| **good** | context | 2/2 | 95.00 ± 7.07") and "aaaaaaa" in rows[0]
+    assert rows[1].startswith("| half | sdt | 1/2 | — | — |")
+    assert len(rows) == 2 and "**good**" in text
+    broken = {**result, "folds": None, "candidates": {"x": {"folds": {"0": {"confusion": "?"}}}}}
+    assert "| x |" in render_cv_selection(broken)

@@ -232,5 +232,18 @@ def test_ensemble_options_are_checked():
 
     with pytest.raises(ConfigError, match="size"):
         make_model("ensemble", size=1)
-    with pytest.raises(ConfigError, match="cannot be an ensemble"):
-        make_model("ensemble", member="ensemble")
+    for member in ("ensemble", "emotion-llama"):
+        with pytest.raises(ConfigError, match="member must be one of"):
+            make_model("ensemble", member=member)
+
+
+def test_ensemble_config_options_are_checked_against_the_member(tmp_path):
+    from lantern.config import load_config
+    from lantern.errors import ConfigError
+
+    path = tmp_path / "e.yaml"
+    path.write_text("dataset: {name: iemocap}\nfeatures: {text: text:minilm}\n"
+                    "model: {name: ensemble, member: sdt, size: 3, heads: 2, hiden: 8}\n")
+    with pytest.raises(ConfigError, match="model.hiden"):
+        load_config(path)
+    assert load_config(path, overrides=["model={name: ensemble, member: sdt, size: 3, heads: 2}"])

@@ -205,3 +205,20 @@ def test_a_misspelt_model_option_is_a_config_error():
     from lantern.errors import ConfigError
     with pytest.raises(ConfigError, match="bad options for model 'context'.*hiden"):
         MODELS.create("context", {"text": 4}, 6, 2, hiden=16)
+
+
+def test_an_ensemble_clips_each_member_on_its_own(monkeypatch, tmp_path):
+    ds = synthetic_dataset()
+    spec = FeatureSpec.fit(MODALITIES, ds.dialogues("train"))
+    torch.manual_seed(0)
+    model = MODELS.create("ensemble", spec.dims(), 6, 2, member="context", size=3, hidden=8)
+    clipped = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda params, norm: clipped.append(list(params)) or real(clipped[-1], norm))
+    cfg = TrainingConfig(epochs=1, batch_size=64, patience=1, seed=0)
+    Trainer(model, spec, ds.dialogues("train"), ds.dialogues("valid"), cfg, ds.vad_scale,
+            run_dir=tmp_path, progress=False).fit()
+    assert len(clipped) == 3   # one batch, one clip per member
+    for params, member in zip(clipped, model.members):
+        assert [id(p) for p in params] == [id(p) for p in member.parameters()]

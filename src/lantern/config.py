@@ -222,9 +222,13 @@ def _check_registered(cfg: dict, path) -> None:
             params = inspect.signature(target).parameters
         except (TypeError, ValueError):
             continue
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        check = getattr(target, "check_options", None)   # a model whose options depend on others
+        if callable(check):
+            known = check(options)
+        elif any(p.kind is p.VAR_KEYWORD for p in params.values()):
             continue
-        known = [n for n in params if n not in fixed]
+        else:
+            known = [n for n in params if n not in fixed]
         if section == "dataset":
             known.append("descriptions")   # applied by load_dataset itself, for any loader
         for key in options:

@@ -1,9 +1,12 @@
 """Cross-validation folds over a dataset's train and validation dialogues, for model selection.
 
 IEMOCAP's validation split is 12 dialogues: models a point apart swap places with the seed.
-Selecting on ``folds`` regroupings of the 120 train+valid dialogues, each fold validating on
-one group (IEMOCAP: one recording session, so its speakers are unseen in training), scores
-every candidate on all 120. The test split is never touched.
+Fold ``k`` of ``folds`` holds out one group of the pooled train+valid dialogues (IEMOCAP: one
+recording session, so its speakers are unseen in training) as the split ``heldout``; the rest
+keep their own split, so the model trains on the other groups' train dialogues and stops early
+on their valid dialogues. The held-out group is scored once, never used to stop or choose, and
+over all folds every train+valid dialogue is predicted by a model that never saw it. The test
+split is left as it is (and is not used to choose).
 
 A training config selects a fold with ``cv: {fold: 0, folds: 4, group: '^Ses\\d+'}``
 (``group``: a regular expression whose first match in a dialogue id names its group; without
@@ -21,6 +24,7 @@ from lantern.data.dialogues import Dialogue, EmotionDataset
 from lantern.errors import ConfigError
 
 POOLED = ("train", "valid")
+HELD_OUT = "heldout"   # the split a fold scores
 
 
 @dataclass(frozen=True)
@@ -62,22 +66,21 @@ class CrossValidationFold:
 
 
 def cross_validation_fold(ds: EmotionDataset, cv: CrossValidationFold) -> EmotionDataset:
-    """``ds`` with its train and valid dialogues pooled and split again: the groups of fold
-    ``cv.fold`` (sorted group names dealt round-robin over the folds) validate, the rest train.
-    Test is unchanged."""
+    """``ds`` with the dialogues of fold ``cv.fold``'s groups (sorted group names dealt
+    round-robin over the folds) moved from train and valid into :data:`HELD_OUT`."""
     pool = [d for split in POOLED for d in ds.dialogues(split)]
-    groups = sorted({cv.group_of(d) for d in pool})
+    group = {d.id: cv.group_of(d) for d in pool}
+    groups = sorted(set(group.values()))
     if len(groups) < cv.folds:
         raise ConfigError(f"cv: {len(groups)} groups of dialogues in {ds.name}'s train+valid "
                           f"cannot make {cv.folds} folds")
     held_out = set(groups[cv.fold::cv.folds])
-    splits = dict(ds.splits)
-    splits["train"] = [_moved(d, "train") for d in pool if cv.group_of(d) not in held_out]
-    splits["valid"] = [_moved(d, "valid") for d in pool if cv.group_of(d) in held_out]
+    splits = {s: list(ds.dialogues(s)) for s in ds.splits if s not in POOLED}
+    for split in POOLED:
+        splits[split] = [d for d in ds.dialogues(split) if group[d.id] not in held_out]
+        if not splits[split]:
+            raise ConfigError(f"cv: fold {cv.fold} of {cv.folds} leaves {ds.name} no {split} dialogues")
+    splits[HELD_OUT] = [Dialogue(d.id, d.utterances, HELD_OUT) for d in pool if group[d.id] in held_out]
     source = dict(ds.source, cv={"fold": cv.fold, "folds": cv.folds, "group": cv.group,
-                                 "valid_groups": sorted(held_out)})
+                                 "held_out_groups": sorted(held_out)})
     return EmotionDataset(ds.name, ds.label_set, splits, source, ds.vad_scale)
-
-
-def _moved(dialogue: Dialogue, split: str) -> Dialogue:
-    return dialogue if dialogue.split == split else Dialogue(dialogue.id, dialogue.utterances, split)

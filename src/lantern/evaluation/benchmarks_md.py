@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from lantern.evaluation.cv_selection import CV_SELECTION
+from lantern.evaluation.cv_selection import CV_SELECTION, render_cv_selection
 from lantern.evaluation.results import load_results
 from lantern.paths import atomic_write_text
 
@@ -198,7 +198,7 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     if cross_rows:
         parts.append(_render_cross_corpus(cross_rows))
     for r in cv_rows:
-        parts.append(_render_cv_selection(r))
+        parts.append(render_cv_selection(r))
     if lantern_rows:
         parts.append(_render_lantern(lantern_rows))
     if bias_rows:
@@ -363,38 +363,6 @@ def _render_lantern(rows: Sequence[dict]) -> str:
 
 
 POSITION_BIAS = "llm-position-bias"
-
-
-def _render_cv_selection(r: dict) -> str:
-    """``scripts/cv_select.py``: the candidates ranked by pooled cross-validated weighted F1."""
-    cands = r.get("candidates") if isinstance(r.get("candidates"), dict) else {}
-    folds = r.get("folds")
-    header = ["candidate", "model", "folds done", "CV accuracy", "CV weighted F1",
-              "valid wF1 (12 dialogues)", "test wF1 (not used)", "commit"]
-    chosen = r.get("chosen")
-    lines = [f"\n## Model selection · {_cell(r.get('dataset'))} {_cell(r.get('label_set'))} · "
-             f"{folds}-fold cross-validation over sessions\n",
-             f"Every {_cell(r.get('dataset'))} {_cell(r.get('label_set'))} vanilla result above, "
-             "retrained with each fold of the pooled train+valid dialogues held out in turn (one "
-             f"recording session per fold, `{_cell(r.get('group'))}`); a seed's score is that of "
-             f"its held-out predictions over all folds ({_integer(r.get('n_utterances'))} "
-             "utterances), mean ± std over seeds. Highest CV weighted F1 is chosen"
-             + (f": **{_cell(chosen)}**." if chosen else "; not every fold has run yet.") + "\n",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    def order(item):
-        score = (item[1].get("cv") or {}).get("weighted_f1") or {}
-        return (-(score.get("mean") or -1.0), item[0])
-    for name, c in sorted(cands.items(), key=order):
-        cv = c.get("cv") or {}
-        commits = sorted({f.get("git_commit") for f in (c.get("folds") or {}).values()} - {None})
-        label = f"**{_cell(name)}**" if name == chosen else _cell(name)
-        lines.append("| " + " | ".join([
-            label, _cell(c.get("model", MISSING)), f"{len(c.get('folds') or {})}/{folds}",
-            _mean_std(cv.get("accuracy")) if cv else MISSING,
-            _mean_std(cv.get("weighted_f1")) if cv else MISSING,
-            _fixed(c.get("valid_weighted_f1"), 2), _fixed((c.get("test") or {}).get("weighted_f1"), 2),
-            _cell(", ".join(_commit(x) for x in commits) or MISSING)]) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _render_position_bias(rows: Sequence[dict]) -> str:

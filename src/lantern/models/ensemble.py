@@ -28,6 +28,11 @@ from lantern.errors import ConfigError
 from lantern.models.base import Batch, ModelOutput, VanillaModel
 
 
+#: dialogue and utterance classifiers; not Emotion-LLaMA (its own saving and label words) nor
+#: the context Q-Former (another `lantern predict` system)
+MEMBERS = ("context", "corect", "sdt", "linear", "mlp")
+
+
 class Ensemble(VanillaModel):
     model_type = "ensemble"
 
@@ -36,12 +41,25 @@ class Ensemble(VanillaModel):
         super().__init__(input_dims, n_classes, n_speakers, member=member, size=size, **member_hparams)
         from lantern.models import MODELS
 
-        if member == self.model_type:
-            raise ConfigError("an ensemble's member cannot be an ensemble")
+        if member not in MEMBERS:
+            raise ConfigError(f"an ensemble's member must be one of {', '.join(MEMBERS)}, not {member!r}")
         if not (isinstance(size, int) and size >= 2):
             raise ConfigError(f"ensemble size must be an integer >= 2, got {size!r}")
         self.members = nn.ModuleList(MODELS.create(member, input_dims, n_classes, n_speakers, **member_hparams)
                                      for _ in range(size))
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> list[str]:
+        """The option names an ensemble of ``options["member"]`` accepts (config checking)."""
+        import inspect
+
+        from lantern.models import MODELS
+
+        member = options.get("member", "context")
+        if member not in MEMBERS:
+            raise ConfigError(f"an ensemble's member must be one of {', '.join(MEMBERS)}, not {member!r}")
+        params = inspect.signature(MODELS.get(member)).parameters
+        return ["member", "size", *[n for n in params if n not in ("input_dims", "n_classes")]]
 
     @classmethod
     def modalities_read(cls, hparams: dict[str, Any], modalities: list[str]) -> list[str]:

@@ -68,9 +68,13 @@ def vanilla_name(vcfg: dict) -> str:
     'context-ft'
     >>> vanilla_name({"name": "iemocap-sdt", "model": {"name": "sdt"}})
     'sdt'
+    >>> vanilla_name({"name": "iemocap-context-ens5", "model": {"name": "ensemble", "member": "context"}})
+    'ensemble-iemocap-context-ens5'
     """
     model = str((vcfg.get("model") or {}).get("name") or "")
     recipe = str(vcfg.get("name") or "")
+    if model == "ensemble" and recipe and not vcfg.get("pretrained"):   # its recipe names it
+        return f"ensemble-{recipe}"
     if vcfg.get("pretrained") or not model or f"-{model}-" not in f"-{recipe}-":
         return model
     tail = f"-{recipe}-".split(f"-{model}-", 1)[1].strip("-")

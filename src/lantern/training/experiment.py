@@ -39,16 +39,18 @@ class TextEncoderSection:
 
 def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = True):
     """Dataset (limited for smoke runs), features attached, and the feature-extraction stats."""
+    from lantern.data.folds import CrossValidationFold, cross_validation_fold
     from lantern.features import attach_features
     from lantern.features.normalise import apply_feature_norm
 
-    from lantern.data.folds import CrossValidationFold, cross_validation_fold
-
     ds_cfg = dict(cfg["dataset"])
-    ds = load_dataset(ds_cfg.pop("name"), **ds_cfg).limit(limit)
     cv = CrossValidationFold.of(cfg)
-    if cv is not None:
-        ds = cross_validation_fold(ds, cv)
+    # a fold is cut from the whole dataset, then limited (a smoke run's few dialogues of one
+    # session could not make the folds)
+    def folded(d: EmotionDataset) -> EmotionDataset:
+        return d if cv is None else cross_validation_fold(d, cv)
+
+    ds = folded(load_dataset(ds_cfg.pop("name"), **ds_cfg)).limit(limit)
     options = dict(cfg.get("feature_options") or {})
     encoder_cfg = cfg.get("text_encoder")
     encoder_card = None
@@ -58,8 +60,10 @@ def load_experiment_data(cfg: dict, limit: int | None = None, progress: bool = T
         source = ds
         if encoder_cfg.get("label_set", ds.label_set.name) != ds.label_set.name:
             src_cfg = dict(cfg["dataset"], label_set=encoder_cfg["label_set"])
-            source = load_dataset(src_cfg.pop("name"), **src_cfg).limit(limit)
-            source = source if cv is None else cross_validation_fold(source, cv)
+            source = folded(load_dataset(src_cfg.pop("name"), **src_cfg)).limit(limit)
+        if cv is not None and encoder_cfg.get("path"):
+            raise ConfigError("cv: a text_encoder with a fixed path would be the same encoder in "
+                              "every fold, trained on their held-out dialogues; leave path out")
         encoder_cfg = dict(encoder_cfg, path=text_encoder_path(source, encoder_cfg, limit))
         encoder_card = ensure_text_encoder(source, encoder_cfg, progress)
         options.setdefault("text:st", {})["model_path"] = encoder_cfg["path"]

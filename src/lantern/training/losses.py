@@ -36,7 +36,9 @@ def _multi_label_bce(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 def multitask_loss(out: ModelOutput, batch: Batch, class_weight: torch.Tensor | None = None,
                    vad_weight: float = 0.5, vad_loss: str = "mse") -> tuple[torch.Tensor, dict]:
-    if out.members:   # an ensemble: the sum of its members' own losses (no coupling gradient)
+    # An ensemble: the sum of its members' own losses, so no gradient couples them (the logged
+    # parts are the members' means; the training loss is their sum).
+    if out.members:
         if batch.targets is not None:
             raise ConfigError("an ensemble averages softmax probabilities: single-label targets only")
         losses = [multitask_loss(m, batch, class_weight, vad_weight, vad_loss) for m in out.members]

@@ -165,7 +165,9 @@ class Trainer:
                                      self.cfg.vad_loss)
             self.optimiser.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            # an ensemble's members are clipped one by one, as each would be alone
+            for part in getattr(self.model, "members", None) or [self.model]:
+                torch.nn.utils.clip_grad_norm_(part.parameters(), self.cfg.grad_clip)
             self.optimiser.step()
             total += loss.item()
             n += 1
