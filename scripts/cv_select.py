@@ -61,6 +61,7 @@ def find_candidates(results: list[dict]) -> dict[str, dict]:
         out[name] = {"fingerprint": fp, "model": r["model"], "features": r["features"],
                      "result_file": r["_file"], "config": cfg, "same_as": [], "folds": {},
                      "valid_weighted_f1": (r.get("valid_weighted_f1") or {}).get("mean"),
+                     "train_seconds": r.get("train_seconds_total") or r.get("train_seconds"),
                      "test": {m: r["metrics"][m]["mean"] for m in ("accuracy", "weighted_f1")}}
     return out
 
@@ -141,7 +142,11 @@ def main(argv=None) -> int:
     state = find_candidates(results)
     resume(state, next((r for r in results if r["_file"] == f"{OUT_NAME}.json"), None))
     start = time.time()
-    todo = [] if args.report else [(n, k) for n, c in state.items() for k in range(FOLDS) if str(k) not in c["folds"]]
+    # the cheapest candidates first (recorded training time; a fine-tuned encoder last), so a
+    # run cut short by --max-minutes completes as many candidates as it can
+    cost = {n: (bool(c["config"].get("text_encoder")), c["train_seconds"] or 0.0) for n, c in state.items()}
+    todo = [] if args.report else [(n, k) for n in sorted(state, key=lambda n: (cost[n], n))
+                                   for k in range(FOLDS) if str(k) not in state[n]["folds"]]
     for name, fold in todo:
         if args.max_minutes is not None and time.time() - start > 60 * args.max_minutes:
             print(f"time is up with {len(todo) - todo.index((name, fold))} folds to go; rerun to go on",
