@@ -2,7 +2,8 @@
 recording sessions of the train+valid dialogues (issue #11), instead of the 12 validation
 dialogues alone, on which candidates a point apart swap places with the seed.
 
-    python scripts/cv_select.py --data-root ../shared/data [--max-minutes 40]
+    python scripts/cv_select.py --data-root ../shared/data --out /tmp/cv [--max-minutes 40]
+    cp /tmp/cv/iemocap-6way-cv-selection.json benchmarks/results/   # then make_benchmarks
     python scripts/cv_select.py --report          # print the ranking, run nothing
 
 Candidates: every IEMOCAP 6-way ``vanilla`` result in benchmarks/results, by its own recorded
@@ -135,12 +136,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results-dir", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--out", type=Path, default=None,
+                    help="write the selection file here (default --results-dir); from a clean worktree "
+                         "use a folder outside it, else the file itself makes the commit -dirty")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no fold after this long")
     ap.add_argument("--report", action="store_true", help="print the ranking; run nothing")
     args = ap.parse_args(argv)
     results = load_results(args.results_dir)
     state = find_candidates(results)
-    resume(state, next((r for r in results if r["_file"] == f"{OUT_NAME}.json"), None))
+    out = args.out or args.results_dir
+    earlier = out / f"{OUT_NAME}.json"
+    resume(state, json.loads(earlier.read_text()) if earlier.is_file() else
+           next((r for r in results if r["_file"] == f"{OUT_NAME}.json"), None))
     start = time.time()
     # the cheapest candidates first (recorded training time; a fine-tuned encoder last), so a
     # run cut short by --max-minutes completes as many candidates as it can
@@ -153,7 +160,7 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             break
         state[name]["folds"][str(fold)] = run_fold(state[name], fold, args.data_root)
-        write(state, args.results_dir)
+        write(state, out)
         print(f"{name} fold {fold}: {state[name]['folds'][str(fold)]['seconds']:.0f} s", file=sys.stderr)
     print(f"{'candidate':50s} {'folds':>5s} {'CV wF1':>14s} {'valid wF1':>9s} {'test wF1 (unused)':>17s}")
     scores = dict(ranked(state, FOLDS))
