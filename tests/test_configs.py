@@ -111,6 +111,11 @@ def _fixture_corpus(cfg: dict, root: Path) -> None:
     ("dataset: {name: iemocap, labelset: 6way}\nmodel: {name: sdt}\nfeatures: {}\n", "'dataset.labelset'"),
     ("dataset: {name: iemocap}\nmodel: {name: sdt, hiden: 3}\nfeatures: {}\n", "'model.hiden'; did you mean 'hidden'"),
     ("dataset: {name: iemocap}\nmodel: {name: sdt}\nfeatures: {}\ntraining: {epoch: 3}\n", "'training.epoch'"),
+    ("dataset: {name: iemocap}\nmodel: {name: context}\nfeatures: {}\ncv: {fold: 0, folds: 4, gruop: x}\n",
+     "'cv.gruop'"),
+    # an ensemble's options are its member's
+    ("dataset: {name: iemocap}\nmodel: {name: ensemble, member: sdt, size: 3, heads: 2, hiden: 8}\nfeatures: {}\n",
+     "'model.hiden'"),
 ])
 def test_an_unknown_key_names_the_file_and_the_key(tmp_path, text, key):
     from lantern.errors import ConfigError

@@ -237,13 +237,10 @@ def test_ensemble_options_are_checked():
             make_model("ensemble", member=member)
 
 
-def test_ensemble_config_options_are_checked_against_the_member(tmp_path):
+def test_an_ensemble_config_loads_with_its_members_options(tmp_path):   # typos: test_configs.py
     from lantern.config import load_config
-    from lantern.errors import ConfigError
 
     path = tmp_path / "e.yaml"
     path.write_text("dataset: {name: iemocap}\nfeatures: {text: text:minilm}\n"
-                    "model: {name: ensemble, member: sdt, size: 3, heads: 2, hiden: 8}\n")
-    with pytest.raises(ConfigError, match="model.hiden"):
-        load_config(path)
-    assert load_config(path, overrides=["model={name: ensemble, member: sdt, size: 3, heads: 2}"])
+                    "model: {name: ensemble, member: sdt, size: 3, heads: 2}\n")
+    assert load_config(path)["model"]["member"] == "sdt"

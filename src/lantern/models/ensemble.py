@@ -33,6 +33,11 @@ from lantern.models.base import Batch, ModelOutput, VanillaModel
 MEMBERS = ("context", "corect", "sdt", "linear", "mlp")
 
 
+def _check_member(member: str) -> None:
+    if member not in MEMBERS:
+        raise ConfigError(f"an ensemble's member must be one of {', '.join(MEMBERS)}, not {member!r}")
+
+
 class Ensemble(VanillaModel):
     model_type = "ensemble"
 
@@ -41,8 +46,7 @@ class Ensemble(VanillaModel):
         super().__init__(input_dims, n_classes, n_speakers, member=member, size=size, **member_hparams)
         from lantern.models import MODELS
 
-        if member not in MEMBERS:
-            raise ConfigError(f"an ensemble's member must be one of {', '.join(MEMBERS)}, not {member!r}")
+        _check_member(member)
         if not (isinstance(size, int) and size >= 2):
             raise ConfigError(f"ensemble size must be an integer >= 2, got {size!r}")
         self.members = nn.ModuleList(MODELS.create(member, input_dims, n_classes, n_speakers, **member_hparams)
@@ -56,8 +60,7 @@ class Ensemble(VanillaModel):
         from lantern.models import MODELS
 
         member = options.get("member", "context")
-        if member not in MEMBERS:
-            raise ConfigError(f"an ensemble's member must be one of {', '.join(MEMBERS)}, not {member!r}")
+        _check_member(member)
         params = inspect.signature(MODELS.get(member)).parameters
         return ["member", "size", *[n for n in params if n not in ("input_dims", "n_classes")]]
 
