@@ -13,6 +13,8 @@ Cases (each writes benchmarks/results/predict-<case>.json; BENCHMARKS.md shows t
 - mer2023: the 6 MER2023 example videos, each a single recording (Mandarin, translated to
   English by Whisper), with the embedded LLM. MER2023's EULA forbids passing on information
   derived from it, so only counts are stored, no per-clip labels or transcripts.
+- ``--model NAME`` runs the cases above with another vanilla model (a shipped name or a saved
+  folder) and writes ``predict-<case>-<name>.json``, so two models compare on one machine.
 - emotion-llama-ravdess / emotion-llama-mer2023 (``--emotion-llama-model DIR``): ``--system
   emotion-llama`` on the RAVDESS test actors' folders (15, 16; 8-class accuracy against the file
   names) and on the 6 MER2023 videos (counts only), with a reason per clip.
@@ -78,14 +80,15 @@ def _llm_totals(docs: list[dict]) -> dict | None:
     return out
 
 
-def run_case(name: str, data_root: Path, work: Path, emotion_llama: str | None = None) -> dict:
+def run_case(name: str, data_root: Path, work: Path, emotion_llama: str | None = None,
+             model: str | None = None) -> dict:
     from lantern.predict import PredictSettings, predict
 
     if name.startswith("emotion-llama-"):
         return _emotion_llama_case(name, data_root, work, emotion_llama)
     llm_cache = str(work / f"{name}-llm.sqlite")   # fresh: every LLM call is made and timed
-    with_llm = PredictSettings(llm="embedded", progress=False, llm_cache=llm_cache)
-    without = PredictSettings(llm="off", progress=False)
+    with_llm = PredictSettings(model=model, llm="embedded", progress=False, llm_cache=llm_cache)
+    without = PredictSettings(model=model, llm="off", progress=False)
     details: dict = {}
     if name in ("example-off", "example-llm"):
         inputs = [REPO / "examples" / "conversation.jsonl"]
@@ -223,13 +226,16 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root")
     parser.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--emotion-llama-model", help="a saved emotion-llama model (emotion-llama-* cases)")
+    parser.add_argument("--model", help="the vanilla model of the other cases (default: the shipped default); "
+                                        "its name is added to the result file's name")
     args = parser.parse_args(argv)
     root = data_root(args.data_root)
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         for case in args.cases.split(","):
             start = time.perf_counter()
-            result = run_case(case, root, Path(tmp), args.emotion_llama_model)
-            path = write_result(result, args.results_dir, name=f"predict-{case}")
+            result = run_case(case, root, Path(tmp), args.emotion_llama_model, args.model)
+            suffix = f"-{Path(args.model).name}" if args.model and not case.startswith("emotion-llama-") else ""
+            path = write_result(result, args.results_dir, name=f"predict-{case}{suffix}")
             spu = result["timings"]["seconds_per_utterance"]
             print(f"{case}: {result['n_utterances']} utterances, "
                   + ", ".join(f"{s} {spu[s]:.2f}" for s in STAGES)

@@ -5,6 +5,7 @@ dialogues alone, on which candidates a point apart swap places with the seed.
     python scripts/cv_select.py --data-root ../shared/data --out /tmp/cv [--max-minutes 40]
     cp /tmp/cv/iemocap-6way-cv-selection.json benchmarks/results/   # then make_benchmarks
     python scripts/cv_select.py --report          # print the ranking, run nothing
+    python scripts/cv_select.py ... --skip NAME   # leave a candidate out of this run
 
 Candidates: every IEMOCAP 6-way ``vanilla`` result in benchmarks/results, by its own recorded
 config; results whose training configs are the same (``xc-*`` repeat other variants) run once,
@@ -141,6 +142,9 @@ def main(argv=None) -> int:
                          "use a folder outside it, else the file itself makes the commit -dirty")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no fold after this long")
     ap.add_argument("--report", action="store_true", help="print the ranking; run nothing")
+    ap.add_argument("--skip", nargs="+", default=[], metavar="CANDIDATE",
+                    help="run no folds of these candidates now (e.g. one whose features are not cached "
+                         "and would take an hour to extract); they stay in the file, incomplete")
     args = ap.parse_args(argv)
     results = load_results(args.results_dir)
     state = find_candidates(results)
@@ -152,7 +156,11 @@ def main(argv=None) -> int:
     # the cheapest candidates first (recorded training time; a fine-tuned encoder last), so a
     # run cut short by --max-minutes completes as many candidates as it can
     cost = {n: (bool(c["config"].get("text_encoder")), c["train_seconds"] or 0.0) for n, c in state.items()}
+    unknown = sorted(set(args.skip) - set(state))
+    if unknown:
+        ap.error(f"--skip: no candidate {', '.join(unknown)}; candidates: {', '.join(sorted(state))}")
     todo = [] if args.report else [(n, k) for n in sorted(state, key=lambda n: (cost[n], n))
+                                   if n not in args.skip
                                    for k in range(FOLDS) if str(k) not in state[n]["folds"]]
     for name, fold in todo:
         if args.max_minutes is not None and time.time() - start > 60 * args.max_minutes:

@@ -42,6 +42,21 @@ REMARKS[NAME] = """
 - IEMOCAP is licensed for research only; the weights are derived from it.
 - "happy" and "excited" are often confused with each other, as in the data.
 """
+REMARKS["mix-6way-text-dialogue"] = """
+## About this model
+- The vanilla model chosen for `lantern predict` (issue #11): it reads words only, each turn twice,
+  as a MiniLM sentence embedding and as the embedded Qwen2.5-Coder-1.5B's hidden states of the
+  turn read in its dialogue (`text:qwen-dialogue`). So `lantern predict` loads the 1.5B model
+  file even with `--llm off` (`bash scripts/setup_llm.sh` installs it).
+- Trained on three corpora in IEMOCAP's 6-way label set (`lantern.data.label_mapping` says
+  what maps: a `joy` turn of EmoryNLP or DailyDialog teaches "happy or excited" as a coarse
+  label, and a turn whose class has no 6-way counterpart stays as unlabelled context), IEMOCAP
+  weighted 4 in the loss, epochs chosen on IEMOCAP validation.
+  MELD's training split is not in it (the 1.5B model had not read it yet); MELD is scored.
+- Licences of what the weights derive from: IEMOCAP (USC release agreement, research use),
+  EmoryNLP (no licence statement), DailyDialog (CC BY-NC-SA 4.0): research, non-commercial use.
+- "happy" and "excited" are often confused with each other, as in the data.
+"""
 REMARKS["fer2013-context"] = """
 ## About this model
 - The model `lantern predict --system context IMAGE` ships (issue #13, context descriptions).

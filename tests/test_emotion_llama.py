@@ -173,3 +173,30 @@ def test_lora_weights_of_another_base_model_file_are_refused(model, tmp_path):
     (saved / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(LanternError, match="do not fit"):
         VanillaModel.from_pretrained(saved)
+
+
+def test_an_mlp_projector_trains_saves_and_reloads_and_an_unknown_one_is_refused(model, tmp_path):
+    from lantern.errors import ConfigError
+    from lantern.models.base import VanillaModel
+    from lantern.models.emotion_llama import EmotionLlama
+
+    torch.manual_seed(0)
+    mlp = EmotionLlama({"audio": 16}, 8, label_words=WORDS, projector="mlp")
+    assert isinstance(mlp.project["audio"][-1], torch.nn.Linear) and len(mlp.project["audio"]) == 5
+    mlp.train()
+    batch = _batch()
+    opt = torch.optim.AdamW([p for p in mlp.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(mlp(batch).logits[:, 0], batch.labels[:, 0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    mlp.eval()
+    again = VanillaModel.from_pretrained(mlp.save_pretrained(tmp_path / "mlp"))
+    with torch.no_grad():
+        assert torch.allclose(again(batch).logits, mlp(batch).logits, atol=1e-5)
+    with pytest.raises(ConfigError, match="projector 'conv'"):
+        EmotionLlama({"audio": 16}, 8, label_words=WORDS, projector="conv")

@@ -394,20 +394,21 @@ PREDICT_STAGES = ("transcription", "features", "vanilla", "llm", "reasons", "rep
 
 def _render_predict(rows: Sequence[dict]) -> str:
     """`lantern predict` end to end: seconds per utterance by stage (wall clock, 2 threads)."""
-    header = ["case", "input", "LLM", "utterances", *[f"{s} s/utt" for s in PREDICT_STAGES],
+    header = ["case", "vanilla model", "input", "LLM", "utterances", *[f"{s} s/utt" for s in PREDICT_STAGES],
               "LLM calls", "accuracy vs labels", "commit"]
     lines = ["\n## lantern predict · seconds per utterance by stage\n",
              "Wall-clock seconds on this project's 2-core CPU machine (2 threads), from "
              "`scripts/bench_predict.py`; accuracy only where the data's labels have an IEMOCAP "
              "6-way counterpart (see each file's `details`).\n",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in sorted(rows, key=lambda r: (_key(r.get("dataset")), _key(r.get("variant")))):
+    for r in sorted(rows, key=lambda r: (_key(r.get("dataset")), _key(r.get("variant")), _key(r.get("model")))):
         timing = r.get("timings") if isinstance(r.get("timings"), dict) else {}
         spu = timing.get("seconds_per_utterance") or {}
         llm = r.get("llm") if isinstance(r.get("llm"), dict) else None
         acc = (r.get("metrics") or {}).get("accuracy") or {}
         scored = _num(acc.get("mean")) if isinstance(acc, dict) else None
-        cells = [_cell(r.get("variant", MISSING)), _cell(r.get("input_kind", MISSING)),
+        cells = [_cell(r.get("variant", MISSING)), _cell(r.get("model", MISSING)),
+                 _cell(r.get("input_kind", MISSING)),
                  _cell(llm.get("model", "").partition("@")[0] if llm else "off"),
                  _integer(r.get("n_utterances")), *[_fixed(spu.get(s), 2) for s in PREDICT_STAGES],
                  _llm(llm, "calls"), MISSING if scored is None else f"{scored:.1f}",

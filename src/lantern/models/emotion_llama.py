@@ -51,6 +51,13 @@ DEFAULT_INSTRUCTION = "Which emotion does the person show? Answer with one word.
 REASON_INSTRUCTION = "Why does the person show this emotion? Answer in one or two sentences."
 #: modalities whose tokens go in ``<video>`` (the paper's global visual encoder)
 VIDEO_MODALITIES = ("image",)
+#: per-modality projector after LayerNorm and dropout: the paper's linear layer, or the
+#: two-layer GELU MLP of LLaVA-1.5 (hidden width = the output's), which lets the projector
+#: combine features before the frozen LLM reads them
+PROJECTORS = {
+    "linear": lambda d, out: [nn.Linear(d, out)],
+    "mlp": lambda d, out: [nn.Linear(d, out), nn.GELU(), nn.Linear(out, out)],
+}
 _base_lock = threading.Lock()
 _bases: dict[str, tuple[Any, Any]] = {}   # model name -> (pristine torch LLM, tokenizer)
 
@@ -138,7 +145,7 @@ class EmotionLlama(VanillaModel):
                  lora_targets: Sequence[str] = ("q_proj", "v_proj"), feature_tokens: int = 1,
                  dropout: float = 0.1, use_text: bool = True,
                  instruction: str = DEFAULT_INSTRUCTION, reason_weight: float = 0.5,
-                 reason_tokens: int = 48):
+                 reason_tokens: int = 48, projector: str = "linear"):
         from lantern.llm.slots import Verbaliser
 
         words = tuple(label_words)
@@ -149,14 +156,17 @@ class EmotionLlama(VanillaModel):
                          lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                          lora_targets=list(lora_targets), feature_tokens=feature_tokens,
                          dropout=dropout, use_text=use_text, instruction=instruction,
-                         reason_weight=reason_weight, reason_tokens=reason_tokens)
+                         reason_weight=reason_weight, reason_tokens=reason_tokens, projector=projector)
+        if projector not in PROJECTORS:
+            raise ConfigError(f"emotion-llama projector {projector!r}: choose one of {list(PROJECTORS)}")
         self.llm, self.tokenizer = load_base_llm(llm)
         self.n_lora = add_lora(self.llm, tuple(lora_targets), lora_rank, lora_alpha, lora_dropout)
         hidden = self.llm.config.hidden_size
         self.modalities = sorted(input_dims)
         self.feature_tokens = int(feature_tokens)
         self.project = nn.ModuleDict({
-            m: nn.Sequential(nn.LayerNorm(d), nn.Dropout(dropout), nn.Linear(d, hidden * self.feature_tokens))
+            m: nn.Sequential(nn.LayerNorm(d), nn.Dropout(dropout),
+                             *PROJECTORS[projector](d, hidden * self.feature_tokens))
             for m, d in input_dims.items()})
         self.use_text, self.instruction = bool(use_text), instruction
         self.reason_weight, self.reason_tokens = float(reason_weight), int(reason_tokens)
