@@ -509,3 +509,41 @@ def test_cli_extract_writes_npz(data_root, tmp_path, capsys):
               "--option", "text:st.model_path=x"])
     with pytest.raises(SystemExit):
         _cli(["features", "extract", "--extractor", "audio:iemocap8"])  # no source
+
+
+def test_a_prefetched_gguf_model_is_taken_over_by_the_extractor_that_needs_it(smol_path, tmp_path):
+    """`lantern predict` starts loading the dialogue extractor's model while torch loads:
+    the extractor attach_features creates with the same options takes that model over (the
+    same vectors as a cold load), one never taken is closed, and a load that failed in the
+    background fails where the model is needed."""
+    from lantern.data.dialogues import Dialogue
+    from lantern.features import llm_embed, prefetch_extractors
+
+    opts = {"text:qwen-dialogue": {"model": str(smol_path), "prefix": "A talk.\n", "n_ctx": 256,
+                                   "max_line_tokens": 32}}
+    d = Dialogue("d", [Utterance(f"d_{i}", "AB"[i % 2], t) for i, t in enumerate(SENTENCES[:3])])
+    attach_features([d], ["text:qwen-dialogue"], options=opts, progress=False, cache=False)
+    cold = np.stack([u.features["text:qwen-dialogue"] for u in d.utterances])
+
+    prefetch_extractors(["text:qwen-dialogue", "text:minilm", "audio:nope"], opts)   # others: nothing
+    assert list(llm_embed._prefetched) and len(llm_embed._prefetched) == 1
+    future = next(iter(llm_embed._prefetched.values()))
+    ex = get_extractor("text:qwen-dialogue", **opts["text:qwen-dialogue"])
+    assert ex._load() is future.result() and not llm_embed._prefetched
+    ex.close()
+    attach_features([d], ["text:qwen-dialogue"], options=opts, progress=False, cache=False)
+    np.testing.assert_allclose(np.stack([u.features["text:qwen-dialogue"] for u in d.utterances]), cold, atol=1e-5)
+
+    prefetch_extractors(["text:qwen-dialogue"], opts)
+    loaded, closed = next(iter(llm_embed._prefetched.values())).result(), []
+    real_close = loaded.close
+    loaded.close = lambda: (closed.append(True), real_close())
+    llm_embed.drop_prefetched()
+    assert not llm_embed._prefetched and closed
+
+    bad = {"model": str(tmp_path / "missing.gguf")}
+    get_extractor("text:qwen-dialogue", **bad).prefetch()
+    with pytest.raises(Exception) as cold_error:
+        get_extractor("text:qwen-dialogue", model=str(tmp_path / "other.gguf"))._load()
+    with pytest.raises(type(cold_error.value)):
+        get_extractor("text:qwen-dialogue", **bad)._load()

@@ -106,6 +106,17 @@ def test_a_shipped_model_on_another_corpus_asks_about_its_own_classes():
     assert run_slug(cfg).startswith("dailydialog-iemocap-6way-text-")
 
 
+def test_a_model_trained_on_a_mix_is_refined_on_iemocap_in_its_own_label_set():
+    from lantern.config import load_config
+    from lantern.pipeline import run_slug, vanilla_config
+
+    vcfg = vanilla_config(load_config("configs/lantern-mix-text-dialogue.yaml"))
+    assert vcfg["dataset"] == {"name": "iemocap", "label_set": "6way"} and vcfg["model_label_set"] == "6way"
+    assert set(vcfg["features"].values()) == {"text:minilm", "text:qwen-dialogue"}
+    assert run_slug(load_config("configs/lantern-mix-text-dialogue.yaml")).startswith(
+        "iemocap-6way-mix-6way-text-dialogue-")
+
+
 def test_fuse_refuses_answers_labelled_by_another_corpus(tmp_path):
     from lantern.errors import DataError
     from lantern.pipeline.fuse import fusion_inputs

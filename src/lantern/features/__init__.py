@@ -85,6 +85,21 @@ def get_extractor(name: str, **options: Any):
     return FEATURES.create(name, **options)
 
 
+def prefetch_extractors(names: Iterable[str], options: dict[str, dict] | None = None) -> None:
+    """Start loading, in the background, the models of the extractors in ``names`` that can
+    (a ``prefetch`` method: the embedded GGUF ones), so that loading overlaps what the caller
+    does next; the extractors :func:`attach_features` creates with the same options take them
+    over. Bad options are left for :func:`attach_features` to report."""
+    for name in names:
+        cls = FEATURES.get(name) if name in FEATURES else None
+        if cls is not None and hasattr(cls, "prefetch"):
+            try:
+                extractor = cls(**dict((options or {}).get(name) or {}))
+            except (ConfigError, TypeError):
+                continue
+            extractor.prefetch()
+
+
 def collect_utterances(data, splits: Iterable[str] | None = None) -> list:
     """The utterances of an :class:`EmotionDataset` (the given splits, default all), a
     :class:`Dialogue`, or an iterable of dialogues and/or utterances, in order."""

@@ -21,6 +21,8 @@ in ``tokens`` of the extractor's stats.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,6 +31,19 @@ from lantern.errors import ConfigError, DataError
 from lantern.features.base import FeatureExtractor
 
 POOLING = ("mean", "last")
+#: models being loaded ahead of use (:meth:`_GGUFExtractor.prefetch`), by their load settings
+_prefetched: dict[tuple, Future] = {}
+_prefetch_lock = threading.Lock()
+
+
+def drop_prefetched() -> None:
+    """Close the models prefetched and never used (their inputs were all in the cache)."""
+    with _prefetch_lock:
+        pending = list(_prefetched.values())
+        _prefetched.clear()
+    for future in pending:
+        if future.exception() is None:
+            future.result().close()
 
 
 class _GGUFExtractor(FeatureExtractor):
@@ -60,27 +75,55 @@ class _GGUFExtractor(FeatureExtractor):
             self._sha256 = sha256_file(self.model)
         return self._sha256
 
+    def _load_key(self) -> tuple:
+        return (self.pooling, self.model, self.models_dir, self.layers, self.n_ctx, self.threads)
+
+    def prefetch(self) -> None:
+        """Start loading the model in a background thread, so that ``lantern predict`` reads
+        the GGUF file while it imports torch (llama.cpp releases the GIL while it loads); the
+        first :meth:`_load` with the same settings takes the model over (or waits for it)."""
+        key = self._load_key()
+        with _prefetch_lock:
+            if self._llama is not None or key in _prefetched:
+                return
+            future: Future = Future()
+            _prefetched[key] = future
+
+        def load():
+            try:
+                future.set_result(self._open())
+            except BaseException as e:   # raised again where the model is needed
+                future.set_exception(e)
+
+        threading.Thread(target=load, name=f"prefetch {self.name}", daemon=True).start()
+
     def _load(self):
         if self._llama is None:
-            from pathlib import Path
-
-            from lantern.llm import MODELS, ensure_model
-            from lantern.llm.embedded import import_llama_cpp
-
-            llama_cpp = import_llama_cpp()
-            path = ensure_model(self.model, self.models_dir) if self.model in MODELS else Path(self.model)
-            if self.layers is not None:
-                from lantern.llm.truncate import truncated_model
-                path = truncated_model(path, self.layers)
-            pooling = {"mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                       "last": llama_cpp.LLAMA_POOLING_TYPE_LAST,
-                       "none": llama_cpp.LLAMA_POOLING_TYPE_NONE}[self.pooling]
-            self._llama = llama_cpp.Llama(model_path=str(path), embedding=True, pooling_type=pooling,
-                                          n_ctx=self.n_ctx, n_batch=self.n_ctx, n_ubatch=self.n_ctx,
-                                          n_threads=self.threads, n_threads_batch=self.threads,
-                                          verbose=False)
+            with _prefetch_lock:
+                future = _prefetched.pop(self._load_key(), None)
+            self._llama = future.result() if future is not None else self._open()
             self.dim = int(self._llama.n_embd())
         return self._llama
+
+    def _open(self):
+        """A new llama.cpp model in embedding mode with this extractor's settings."""
+        from pathlib import Path
+
+        from lantern.llm import MODELS, ensure_model
+        from lantern.llm.embedded import import_llama_cpp
+
+        llama_cpp = import_llama_cpp()
+        path = ensure_model(self.model, self.models_dir) if self.model in MODELS else Path(self.model)
+        if self.layers is not None:
+            from lantern.llm.truncate import truncated_model
+            path = truncated_model(path, self.layers)
+        pooling = {"mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                   "last": llama_cpp.LLAMA_POOLING_TYPE_LAST,
+                   "none": llama_cpp.LLAMA_POOLING_TYPE_NONE}[self.pooling]
+        return llama_cpp.Llama(model_path=str(path), embedding=True, pooling_type=pooling,
+                               n_ctx=self.n_ctx, n_batch=self.n_ctx, n_ubatch=self.n_ctx,
+                               n_threads=self.threads, n_threads_batch=self.threads,
+                               verbose=False)
 
     def _identity(self) -> dict[str, Any]:
         """The model's part of the cache identity (``layers`` only when set, so the keys of

@@ -145,6 +145,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    _prefetch(settings)
 
     if settings.system in SYSTEM_MODEL:   # no refinement stage (context: the describer's LLM)
         from dataclasses import replace
@@ -233,8 +234,22 @@ def _timed(fn, *args, **kwargs):
     return time.perf_counter() - t0, out
 
 
+def _prefetch(settings: PredictSettings) -> None:
+    """Start loading the embedded-LLM feature models of the model to be used (a
+    ``text:qwen-dialogue`` model reads every turn with the 1.5B model) while torch and the
+    rest load: it takes the 1.5B model's load off the start-up time."""
+    from lantern.features import prefetch_extractors
+    from lantern.models.bundle import read_metadata
+    from lantern.predict.pretrained import default_model, model_dir
+
+    meta = read_metadata(model_dir(settings.model or default_model(settings.system)))
+    names = list(((meta.get("feature_spec") or {}).get("modalities") or {}).values())
+    prefetch_extractors(names, meta.get("feature_options") or {})
+
+
 def _features(dialogues, bundle, progress: bool, kind: str = "conversation") -> dict:
     from lantern.features import attach_features
+    from lantern.features.llm_embed import drop_prefetched
 
     from lantern.features.normalise import normalise_for_model
 
@@ -243,7 +258,10 @@ def _features(dialogues, bundle, progress: bool, kind: str = "conversation") -> 
     options = bundle.feature_options_for(names)
     if kind == "recording":   # the segments share one WAV: each reads its own [start, end]
         options = _segment_options(names, options)
-    stats = attach_features(dialogues, names, options=options, progress=progress, optional=optional)
+    try:
+        stats = attach_features(dialogues, names, options=options, progress=progress, optional=optional)
+    finally:
+        drop_prefetched()   # a model whose inputs were all cached was never taken over
     normalise_for_model(bundle.spec, [u for d in dialogues for u in d.utterances])
     return stats
 
