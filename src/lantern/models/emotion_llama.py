@@ -2,8 +2,8 @@
 small frozen LLM with LoRA on its attention queries and values.
 
 Each modality's utterance vector (Whisper encoder states, eGeMAPS, face blendshapes, ...) is
-projected by its own linear layer into ``feature_tokens`` token embeddings of the LLM, and
-the prompt follows the paper's template::
+projected by its own layer (``projector``: the paper's ``linear``, or an ``mlp``) into
+``feature_tokens`` token embeddings of the LLM, and the prompt follows the paper's template::
 
     <video><VideoHere></video> <feature><FeatureHere></feature> The person in video says:
     {subtitle}. [emotion] {instruction}

@@ -138,6 +138,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     >>> r.document["utterances"][0]["vanilla"]["label"] in r.document["classes"]
     True
     """
+    from lantern.features.llm_embed import drop_prefetched
     from lantern.predict.outputs import build_document, render_outputs, write_outputs
     from lantern.predict.pretrained import default_model, load_bundle
 
@@ -153,7 +154,11 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
         settings, llm = replace(settings, llm=LLM_OFF), None
     own_llm = llm is None and settings.llm != LLM_OFF
     if own_llm:
-        llm = make_llm(settings)
+        try:
+            llm = make_llm(settings)
+        except BaseException:
+            drop_prefetched()
+            raise
     try:
         if llm is not None:
             check_llm(llm)   # before hours of transcription and features, not after
@@ -198,6 +203,7 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
             inp.remove_work_files()   # a failed run leaves no extracted audio behind
             raise
     finally:
+        drop_prefetched()   # a run that failed before its features leaves no model loaded
         if own_llm:
             llm.close()
     return PredictResult(document, *paths)
@@ -236,8 +242,8 @@ def _timed(fn, *args, **kwargs):
 
 def _prefetch(settings: PredictSettings) -> None:
     """Start loading the embedded-LLM feature models of the model to be used (a
-    ``text:qwen-dialogue`` model reads every turn with the 1.5B model) while torch and the
-    rest load: it takes the 1.5B model's load off the start-up time."""
+    ``text:qwen-dialogue`` model reads every turn with the 1.5B model), so that the load
+    overlaps importing torch and loading the rest; :func:`predict` closes what was not used."""
     from lantern.features import prefetch_extractors
     from lantern.models.bundle import read_metadata
     from lantern.predict.pretrained import default_model, model_dir
@@ -258,10 +264,8 @@ def _features(dialogues, bundle, progress: bool, kind: str = "conversation") -> 
     options = bundle.feature_options_for(names)
     if kind == "recording":   # the segments share one WAV: each reads its own [start, end]
         options = _segment_options(names, options)
-    try:
-        stats = attach_features(dialogues, names, options=options, progress=progress, optional=optional)
-    finally:
-        drop_prefetched()   # a model whose inputs were all cached was never taken over
+    stats = attach_features(dialogues, names, options=options, progress=progress, optional=optional)
+    drop_prefetched()   # a model whose inputs were all cached was never taken over
     normalise_for_model(bundle.spec, [u for d in dialogues for u in d.utterances])
     return stats
 
