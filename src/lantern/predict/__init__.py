@@ -142,24 +142,18 @@ def predict(input_path: str | Path, out_dir: str | Path, settings: PredictSettin
     from lantern.predict.outputs import build_document, render_outputs, write_outputs
     from lantern.predict.pretrained import default_model, load_bundle
 
-    settings = settings or PredictSettings()
-    out_dir = Path(out_dir)
+    settings, out_dir = settings or PredictSettings(), Path(out_dir)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    _prefetch(settings)
-
     if settings.system in SYSTEM_MODEL:   # no refinement stage (context: the describer's LLM)
         from dataclasses import replace
 
         settings, llm = replace(settings, llm=LLM_OFF), None
     own_llm = llm is None and settings.llm != LLM_OFF
     if own_llm:
-        try:
-            llm = make_llm(settings)
-        except BaseException:
-            drop_prefetched()
-            raise
+        llm = make_llm(settings)
     try:
+        _prefetch(settings)   # the 1.5B feature model loads while torch does (load_bundle)
         if llm is not None:
             check_llm(llm)   # before hours of transcription and features, not after
         bundle = load_bundle(settings.model or default_model(settings.system))
