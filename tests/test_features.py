@@ -119,6 +119,56 @@ def test_st_loads_a_local_model_directory(minilm, tmp_path):
     assert edited.identity() != copied.identity()
     assert edited.cache_key(utts[0]) != copied.cache_key(utts[0])
 
+
+LEAN_TEXTS = ["I don't even know where to start.", "", "  Oh WOW!!! that's great  ", "ok",
+              "Café naïve résumé 日本語 😀", "Yeah.\nNo.", "word " * 400]
+
+
+@pytest.mark.parametrize("max_seq_length", [None, 16])
+def test_lean_bert_runtime_matches_sentence_transformers(max_seq_length):
+    """MiniLM without sentence-transformers (start-up) gives sentence-transformers' vectors:
+    padding, truncation (400 words), empty text, accents, emoji, a line break."""
+    from sentence_transformers import SentenceTransformer
+
+    from lantern.features.bert_runtime import BertSentenceEncoder, lean_layout
+    from lantern.features.text import minilm_model_dir
+
+    assert lean_layout(minilm_model_dir())["normalize"] is True
+    reference = SentenceTransformer(str(minilm_model_dir()), device="cpu", local_files_only=True)
+    if max_seq_length:
+        reference.max_seq_length = max_seq_length
+    expected = reference.encode(LEAN_TEXTS, batch_size=3, convert_to_numpy=True)
+    lean = BertSentenceEncoder(minilm_model_dir(), max_seq_length)
+    np.testing.assert_allclose(lean.encode(LEAN_TEXTS, batch_size=3), expected, atol=1e-5)
+
+
+def test_lean_bert_runtime_takes_only_what_it_computes(tmp_path):
+    """Another pooling, a prompt or another architecture go through sentence-transformers."""
+    from lantern.features.bert_runtime import lean_layout
+    from lantern.features.text import minilm_model_dir
+
+    def variant(name, edit):
+        d = tmp_path / name
+        shutil.copytree(minilm_model_dir(), d, ignore=shutil.ignore_patterns("model.safetensors"))
+        (d / "model.safetensors").symlink_to(minilm_model_dir() / "model.safetensors")
+        file, change = edit
+        data = json.loads((d / file).read_text())
+        change(data)
+        (d / file).write_text(json.dumps(data))
+        return d
+
+    assert lean_layout(variant("same", ("config.json", lambda c: None))) is not None
+    assert lean_layout(variant("cls", ("1_Pooling/config.json",
+                                       lambda c: c.update(pooling_mode_cls_token=True)))) is None
+    assert lean_layout(variant("v6-mean", ("1_Pooling/config.json",
+                                           lambda c: (c.clear(), c.update(pooling_mode="mean"))))) is not None
+    assert lean_layout(variant("roberta", ("config.json", lambda c: c.update(model_type="roberta")))) is None
+    assert lean_layout(variant("prompt", ("config_sentence_transformers.json",
+                                          lambda c: c.update(prompts={"query": "query: "})))) is None
+    assert lean_layout(tmp_path / "missing") is None
+    # the tokens extractor reads sentence-transformers' encoder itself
+    assert get_extractor("text:minilm-tokens").lean_runtime is False
+
     with pytest.raises(ConfigError, match="modules.json"):
         get_extractor("text:st", model_path=str(tmp_path))
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from lantern.errors import ConfigError, DataError
 from lantern.features.base import FeatureExtractor, directory_fingerprint, limit_threads
+from lantern.features.bert_runtime import BertSentenceEncoder, lean_layout
 
 
 def minilm_model_dir() -> Path:
@@ -68,6 +69,9 @@ class SentenceTransformerExtractor(FeatureExtractor):
     name = "text:st"
     modality = "text"
     version = 1
+    #: BERT encoders with mean pooling run without importing sentence-transformers
+    #: (:mod:`lantern.features.bert_runtime`: the same vectors, two seconds less start-up)
+    lean_runtime = True
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 64,
                  max_seq_length: int | None = None, normalize: bool = False,
@@ -101,6 +105,13 @@ class SentenceTransformerExtractor(FeatureExtractor):
         return utterance.text
 
     def _load(self):
+        if self._model is None and self.lean_runtime and lean_layout(self.model_path):
+            import torch
+
+            limit_threads(self.threads)
+            torch.set_num_threads(self.threads)
+            self._model = BertSentenceEncoder(self.model_path, self.max_seq_length)
+            self.dim = self._model.get_sentence_embedding_dimension()
         if self._model is None:
             limit_threads(self.threads)
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -173,6 +184,7 @@ class MiniLMTokensExtractor(MiniLMExtractor):
     name = "text:minilm-tokens"
     version = 1
     standardise = False
+    lean_runtime = False    # reads sentence-transformers' encoder and tokenizer directly
 
     def __init__(self, tokens: int = 48, batch_size: int = 64, threads: int = 2, device: str = "cpu"):
         super().__init__(batch_size=batch_size, max_seq_length=int(tokens), threads=threads,
