@@ -15,6 +15,11 @@ Cases (each writes benchmarks/results/predict-<case>.json; BENCHMARKS.md shows t
   derived from it, so only counts are stored, no per-clip labels or transcripts.
 - ``--model NAME`` runs the cases above with another vanilla model (a shipped name or a saved
   folder) and writes ``predict-<case>-<name>.json``, so two models compare on one machine.
+- startup: whole-process seconds (and peak memory) of ``lantern predict`` on a one-turn
+  conversation with the LLM off and a fresh feature cache (the LLM model files linked in),
+  ``--repeats`` runs of each of ``--startup-models`` (default: the shipped default and
+  ``iemocap-6way-text``), alternating, so the models compare on one machine in one run; writes
+  ``predict-startup.json``.
 - emotion-llama-ravdess / emotion-llama-mer2023 (``--emotion-llama-model DIR``): ``--system
   emotion-llama`` on the RAVDESS test actors' folders (15, 16; 8-class accuracy against the file
   names) and on the 6 MER2023 videos (counts only), with a reason per clip.
@@ -30,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
@@ -142,6 +149,53 @@ def run_case(name: str, data_root: Path, work: Path, emotion_llama: str | None =
     return _result(name, dataset, kind, docs, details)
 
 
+STARTUP_TURN = {"speaker": "A", "text": "I don't even know where to start."}
+
+
+def startup_case(models: list[str], repeats: int, work: Path) -> dict:
+    """``lantern predict`` as a user starts it, on one turn (see the module), per model."""
+    import os
+
+    from lantern.evaluation.results import git_commit, peak_memory_mb
+    from lantern.models.base import library_versions
+    from lantern.paths import cache_dir
+
+    turn = work / "one-turn.jsonl"
+    turn.write_text(json.dumps(STARTUP_TURN) + "\n", encoding="utf-8")
+    runs: dict[str, dict[str, list]] = {m: {"seconds": [], "peak_memory_mb": []} for m in models}
+    for i in range(repeats):
+        for model in models:
+            cache = work / f"startup-cache-{model}-{i}"
+            cache.mkdir(parents=True)
+            (cache / "models").symlink_to(cache_dir() / "models")
+            env = {**os.environ, "LANTERN_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "2",
+                   "MKL_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}
+            cmd = [sys.executable, "-m", "lantern.cli", "predict", str(turn), "--llm", "off",
+                   "--no-progress", "--model", model, "--out", str(work / f"startup-out-{model}-{i}")]
+            with open(work / "startup.log", "ab") as log:
+                start = time.perf_counter()
+                proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+                _, status, usage = os.wait4(proc.pid, 0)   # this child's own peak memory
+                seconds = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode:
+                raise SystemExit(f"startup: {' '.join(cmd)} exited {proc.returncode}; see {work / 'startup.log'}")
+            runs[model]["seconds"].append(round(seconds, 3))
+            runs[model]["peak_memory_mb"].append(round(usage.ru_maxrss / 1024))
+    summary = {m: {**r, "mean": float(np.mean(r["seconds"])), "std": float(np.std(r["seconds"], ddof=1))
+                   if len(r["seconds"]) > 1 else 0.0} for m, r in runs.items()}
+    return {
+        "dataset": "example", "label_set": "6way", "split": "all", "n_utterances": 1,
+        "model": models[0], "method": "predict-startup", "variant": "startup", "features": {},
+        "selection_split": "valid", "seeds": [0],
+        "metrics": {"accuracy": {"mean": None, "std": None}, "weighted_f1": {"mean": None, "std": None}},
+        "startup": summary, "train_seconds": 0.0, "peak_memory_mb": peak_memory_mb(),
+        "git_commit": git_commit(), "versions": library_versions(),
+        "config": {"case": "startup", "input": STARTUP_TURN, "llm": "off", "repeats": repeats,
+                   "models": models, "threads": 2, "feature_cache": "fresh per run"},
+    }
+
+
 def _emotion_llama_case(name: str, data_root: Path, work: Path, model: str | None) -> dict:
     from lantern.predict import PredictSettings, predict
 
@@ -226,6 +280,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root")
     parser.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--emotion-llama-model", help="a saved emotion-llama model (emotion-llama-* cases)")
+    parser.add_argument("--startup-models", default="",
+                        help="the startup case's models, comma-separated (default: the shipped default, iemocap-6way-text)")
+    parser.add_argument("--repeats", type=int, default=4, help="runs per model of the startup case")
     parser.add_argument("--model", help="the vanilla model of the other cases (default: the shipped default); "
                                         "its name is added to the result file's name")
     args = parser.parse_args(argv)
@@ -233,6 +290,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         for case in args.cases.split(","):
             start = time.perf_counter()
+            if case == "startup":
+                from lantern.predict.pretrained import DEFAULT_MODEL
+
+                models = [m for m in args.startup_models.split(",") if m] or [DEFAULT_MODEL, "iemocap-6way-text"]
+                result = startup_case(models, args.repeats, Path(tmp))
+                path = write_result(result, args.results_dir, name="predict-startup")
+                print("startup: " + ", ".join(f"{m} {r['mean']:.2f} ± {r['std']:.2f} s, {max(r['peak_memory_mb'])} MB"
+                                              for m, r in result["startup"].items()) + f" -> {path}", flush=True)
+                continue
             result = run_case(case, root, Path(tmp), args.emotion_llama_model, args.model)
             suffix = f"-{Path(args.model).name}" if args.model and not case.startswith("emotion-llama-") else ""
             path = write_result(result, args.results_dir, name=f"predict-{case}{suffix}")

@@ -193,6 +193,17 @@ def test_render_cross_corpus_table():
     assert "- meld: scored on neutral, joy" in table
 
 
+def test_render_predict_startup_table():
+    startup = _result(method="predict-startup", variant="startup", startup={
+        "mix-6way-text-dialogue": {"seconds": [3.0, 3.5], "peak_memory_mb": [2000, 2100], "mean": 3.25, "std": 0.354},
+        "iemocap-6way-text": {"seconds": [2.0, 2.2], "peak_memory_mb": [300, 310], "mean": 2.1, "std": 0.141}})
+    text = render_benchmarks([startup, _result()])
+    table = text.split("## lantern predict · start-up")[1]
+    assert "| mix-6way-text-dialogue | 2 | 3.25 ± 0.35 | 2100 |" in table
+    assert "| iemocap-6way-text | 2 | 2.10 ± 0.14 | 310 |" in table
+    assert "predict-startup" not in text.split("## lantern predict · start-up")[0]   # not a vanilla row
+
+
 def test_render_benchmarks_is_deterministic():
     results = [_llm_result(), _result(), _result(split="valid"), _result(model="dialoguegcn")]
     assert render_benchmarks(results) == render_benchmarks(list(reversed(results)))

@@ -179,11 +179,12 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     """
     groups: dict[tuple[str, str, str], list[dict]] = {}
     predict_rows = [r for r in results if r.get("method") == "predict"]
+    startup_rows = [r for r in results if r.get("method") == PREDICT_STARTUP]
     lantern_rows = [r for r in results if r.get("method") == "lantern"]
     bias_rows = [r for r in results if r.get("method") == POSITION_BIAS]
     cv_rows = [r for r in results if r.get("method") == CV_SELECTION]
     for r in results:
-        if r.get("method") in ("predict", "lantern", POSITION_BIAS, CV_SELECTION):
+        if r.get("method") in ("predict", "lantern", POSITION_BIAS, CV_SELECTION, PREDICT_STARTUP):
             continue
         key = (_key(r.get("dataset")), _key(r.get("label_set")), _key(r.get("split")))
         groups.setdefault(key, []).append(r)
@@ -205,6 +206,8 @@ def render_benchmarks(results: Sequence[dict]) -> str:
         parts.append(_render_position_bias(bias_rows))
     if predict_rows:
         parts.append(_render_predict(predict_rows))
+    if startup_rows:
+        parts.append(_render_startup(startup_rows))
     return "".join(parts)
 
 
@@ -414,6 +417,25 @@ def _render_predict(rows: Sequence[dict]) -> str:
                  _llm(llm, "calls"), MISSING if scored is None else f"{scored:.1f}",
                  _cell(_commit(r.get("git_commit")))]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+PREDICT_STARTUP = "predict-startup"
+
+
+def _render_startup(rows: Sequence[dict]) -> str:
+    """Whole-process start-up of `lantern predict`, per vanilla model (``--cases startup``)."""
+    lines = ["\n## lantern predict · start-up\n",
+             "Whole-process wall-clock seconds of `lantern predict` on a one-turn conversation, LLM "
+             "off, fresh feature cache, the models alternating within one run "
+             "(`scripts/bench_predict.py --cases startup`; 2 threads).\n",
+             "| vanilla model | runs | seconds | peak MB | commit |", "|---|---|---|---|---|"]
+    for r in rows:
+        for model, m in (r.get("startup") or {}).items():
+            seconds, peaks = m.get("seconds") or [], m.get("peak_memory_mb") or []
+            lines.append(f"| {_cell(model)} | {len(seconds)} | {_fixed(m.get('mean'), 2)} ± "
+                         f"{_fixed(m.get('std'), 2)} | {_integer(max(peaks) if peaks else None)} | "
+                         f"{_cell(_commit(r.get('git_commit')))} |")
     return "\n".join(lines) + "\n"
 
 
