@@ -105,7 +105,7 @@ class SentenceTransformerExtractor(FeatureExtractor):
         return utterance.text
 
     def _load(self):
-        if self._model is None and self.lean_runtime and lean_layout(self.model_path):
+        if self._model is None and self.lean_runtime and self.device == "cpu" and lean_layout(self.model_path):
             import torch
 
             limit_threads(self.threads)
