@@ -1,6 +1,7 @@
 """Shared fixtures and helpers. Tests that need ../shared/data skip when it is absent, except
 in CI; so do the tests of the real LLM runtime (llama-cpp-python and the SmolLM2-135M model
-package, installed by scripts/setup_llm.sh). Test modules import the plain helpers from here
+package, installed by scripts/setup_llm.sh) and those of the default shipped vanilla model,
+which reads with the 1.5B model (``--models 1.5b``, installed by scripts/test.sh). Test modules import the plain helpers from here
 (``from conftest import ...``); the fixtures need no import."""
 
 from __future__ import annotations
@@ -81,6 +82,32 @@ def require_llm_runtime() -> None:
                if importlib.util.find_spec(mod) is None]
     if missing:
         _skip_or_fail(f"{', '.join(missing)} not installed (bash scripts/setup_llm.sh)")
+
+
+def require_default_model() -> None:
+    """Skip (or fail under CI=true) unless the LLM models that the default shipped vanilla
+    model reads with are installed: ``mix-6way-text-dialogue`` reads every turn with the 1.5B
+    model (``text:qwen-dialogue``), which scripts/test.sh installs."""
+    from lantern.llm import DEFAULT_MODEL as DEFAULT_LLM, model_status
+    from lantern.models.bundle import read_metadata
+    from lantern.predict.pretrained import DEFAULT_MODEL, model_dir
+
+    meta = read_metadata(model_dir(DEFAULT_MODEL))
+    names = ((meta.get("feature_spec") or {}).get("modalities") or {}).values()
+    if not any(n.startswith("text:qwen") for n in names):
+        return
+    require_llm_runtime()
+    options = meta.get("feature_options") or {}
+    for name in {(options.get(n) or {}).get("model") or DEFAULT_LLM for n in names if n.startswith("text:qwen")}:
+        if not model_status(name)["installed"]:
+            _skip_or_fail(f"the default shipped model {DEFAULT_MODEL} reads every turn with {name}, "
+                          "which is not installed (bash scripts/setup_llm.sh --models 1.5b)")
+
+
+@pytest.fixture
+def default_model() -> None:
+    """The default shipped model can run (:func:`require_default_model`)."""
+    require_default_model()
 
 
 @pytest.fixture(scope="module")

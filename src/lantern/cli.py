@@ -426,8 +426,8 @@ def _add_predict_parser(sub) -> None:
                         "emotion-llama model (--model) names the emotion from voice (and words) and says why; "
                         "context: an image or a folder of images, each described, then read with its "
                         "description by a context-qformer model (default: the shipped fer2013-context)")
-    p.add_argument("--model", help="a saved model folder or a shipped model name (default: iemocap-6way-text; "
-                   "fer2013-context with --system context)")
+    p.add_argument("--model", help="a saved model folder or a shipped model name (default: mix-6way-text-dialogue; "
+                   "iemocap-6way-text needs no 1.5B model; fer2013-context with --system context)")
     p.add_argument("--llm", choices=LLM_CHOICES, default=EMBEDDED,
                    help="LLM refinement: embedded llama.cpp (default), an OpenAI-compatible server, or off")
     p.add_argument("--llm-model", help="embedded: qwen2.5-coder-1.5b (default), qwen2.5-coder-0.5b, smollm2-135m or a .gguf; openai: the server's model name")

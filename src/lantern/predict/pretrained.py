@@ -2,8 +2,11 @@
 
 ``src/lantern/pretrained/<name>/`` is a :class:`~lantern.models.bundle.ModelBundle` folder
 (``config.json``, ``model.safetensors``) with a card ``README.md`` generated from its result
-file. It is produced by ``lantern train configs/pretrained-iemocap-text.yaml`` and
-``scripts/ship_pretrained.py``.
+file. The default, ``mix-6way-text-dialogue`` (issue #11), is the seed of
+``configs/cross-corpus/mix3-6way-qwen-dialogue.yaml`` that ``scripts/choose_vanilla.py``
+chooses on validation splits for robustness across corpora, shipped by
+``scripts/ship_pretrained.py``; ``iemocap-6way-text`` (IEMOCAP only, MiniLM only, no 1.5B
+model needed) stays shipped.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from pathlib import Path
 
 from lantern.errors import ConfigError
 
-DEFAULT_MODEL = "iemocap-6way-text"
+DEFAULT_MODEL = "mix-6way-text-dialogue"
 #: The shipped model each ``lantern predict --system`` loads when no ``--model`` is given
 #: (None: that system ships none, ``--model`` is required).
 SYSTEM_DEFAULT_MODEL = {"lantern": DEFAULT_MODEL, "context": "fer2013-context", "emotion-llama": None}
 #: The recipe that trains a model of each system (said when one is needed and none is shipped).
-SYSTEM_RECIPE = {"lantern": "configs/pretrained-iemocap-text.yaml",
+SYSTEM_RECIPE = {"lantern": "configs/cross-corpus/mix3-6way-qwen-dialogue.yaml",
                  "context": "configs/fer2013/context-qformer.yaml",
                  "emotion-llama": "configs/ravdess/emotion-llama.yaml"}
 
