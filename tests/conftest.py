@@ -1,8 +1,9 @@
 """Shared fixtures and helpers. Tests that need ../shared/data skip when it is absent, except
 in CI; so do the tests of the real LLM runtime (llama-cpp-python and the SmolLM2-135M model
 package, installed by scripts/setup_llm.sh) and those of the default shipped vanilla model,
-which reads with the 1.5B model (``--models 1.5b``, installed by scripts/test.sh). Test modules import the plain helpers from here
-(``from conftest import ...``); the fixtures need no import."""
+which reads with the 1.5B model (``--models 1.5b``, installed by scripts/test.sh). Test
+modules import the plain helpers from here (``from conftest import ...``); the fixtures need
+no import."""
 
 from __future__ import annotations
 
