@@ -105,41 +105,40 @@ class SentenceTransformerExtractor(FeatureExtractor):
         return utterance.text
 
     def _load(self):
-        if self._model is None and self.lean_runtime and self.device == "cpu" and lean_layout(self.model_path):
-            import torch
-
-            limit_threads(self.threads)
-            torch.set_num_threads(self.threads)
-            self._model = BertSentenceEncoder(self.model_path, self.max_seq_length)
-            self.dim = self._model.get_sentence_embedding_dimension()
         if self._model is None:
-            limit_threads(self.threads)
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
             import torch
 
+            limit_threads(self.threads)
             torch.set_num_threads(self.threads)
-            try:
-                from transformers.utils import logging as hf_logging
-                hf_logging.disable_progress_bar()
-                hf_logging.set_verbosity_error()
-            except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
-                pass
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError:
-                raise ConfigError(f"{self.name} needs sentence-transformers: "
-                                  "pip install 'lantern-emotion[text]'") from None
-            model = SentenceTransformer(str(self.model_path), device=self.device,
-                                        local_files_only=True)
-            if self.max_seq_length:
-                model.max_seq_length = int(self.max_seq_length)
-            model.eval()
-            self._model = model
-            get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            self.dim = int(get_dim())
+            if self.lean_runtime and self.device == "cpu" and lean_layout(self.model_path):
+                self._model = BertSentenceEncoder(self.model_path, self.max_seq_length)
+            else:
+                self._model = self._sentence_transformer()
+            model = self._model   # sentence-transformers >= 6 renamed the dimension's getter
+            self.dim = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
         return self._model
+
+    def _sentence_transformer(self):
+        """The model through sentence-transformers (any layout; other devices)."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        try:
+            from transformers.utils import logging as hf_logging
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+        except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+            pass
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ConfigError(f"{self.name} needs sentence-transformers: "
+                              "pip install 'lantern-emotion[text]'") from None
+        model = SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
+        if self.max_seq_length:
+            model.max_seq_length = int(self.max_seq_length)
+        model.eval()
+        return model
 
     def extract_batch(self, utterances: Sequence) -> np.ndarray:
         texts = [self.input_key(u) for u in utterances]
