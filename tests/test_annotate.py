@@ -159,3 +159,41 @@ def test_reason_judge_scores_are_typed_bounded_and_failures_counted():
     assert out["model"].clue_overlap == 8 and out["model"].failed == 1   # 42 is out of range
     assert out["template"].clue_overlap == 3 and out["template"].failed == 0
     assert out["template"].prompt_tokens == 80
+
+
+def test_the_judge_script_scores_the_model_against_the_template_with_the_same_label():
+    """scripts/judge_reasons.py: the template baseline is MERR's caption with the model's own
+    label; clips the judge failed on leave both systems' paired comparison."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("judge_reasons", REPO / "scripts" / "judge_reasons.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    class Judge(LLM):
+        backend, model_id = "scripted", "judge"
+
+        def chat(self, request):
+            graded = request.messages[1]["content"].split("Explanation to grade:")[1]
+            if "gibberish" in graded:
+                return ChatResponse('{"clue_overlap": 42, "label_overlap": 1}', 40, 9, 0.01, "stop", "judge")
+            score = 8 if "voice" in graded else 3
+            return ChatResponse(json.dumps({"clue_overlap": score, "label_overlap": score}), 40, 9,
+                                0.01, "stop", "judge")
+
+    answers = [{"id": "c1", "gold": "ang", "predicted": "ang", "reason": "A loud voice: angry."},
+               {"id": "c2", "gold": "ang", "predicted": "neu", "reason": "gibberish"}]
+    annotations = {c: {"text": "Dogs are sitting by the door.", "label": "ang", "audio_prior_list": ["loud"]}
+                   for c in ("c1", "c2")}
+    words = {"neu": "neutral", "ang": "angry"}
+    seed = script.judge_seed(answers, annotations, words, Judge(), None)
+    assert seed["template_reasons"][1].startswith("This person in the video is neutral;")
+    assert seed["emotion-llama"]["failed"] == 1 and seed["template"]["failed"] == 0
+    summary = script.summarise([seed, seed])
+    assert summary["emotion-llama.clue_overlap"]["mean"] == 8 and summary["template.clue_overlap"]["mean"] == 3
+    boot = summary["paired_bootstrap"]["clue_overlap"]
+    assert boot["n_clips"] == 1 and boot["delta"] == 5
+    labels = script.label_scores([answers], list(words))
+    assert labels["accuracy"]["mean"] == 50.0

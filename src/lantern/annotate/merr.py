@@ -84,16 +84,21 @@ def coarse_caption(label: str | None, visual: Sequence[str], tone: Sequence[str]
     return f"{who}; expression and actions include: {seen}; the tone is {', '.join(tone)}{said}"
 
 
-def reason_messages(ann: ClipAnnotation, label: str) -> list[dict[str, str]]:
-    """The reason writer's prompt: the clues and the label (MERR gives the LLM both)."""
+def clue_text(ann: ClipAnnotation) -> str:
+    """A clip's clues as the reason writer and the reason judge read them."""
     if ann.visual_prior_list:
         face = ", ".join(ann.visual_prior_list)
     else:
         face = "no face found" if ann.peak_index is None and ann.AU_list == [] and any(
             n.startswith("video:") for n in ann.notes) else "not visible (audio only)"
-    clues = (f"Facial expression at the peak frame: {face}.\n"
-             f"Tone of voice: {', '.join(ann.audio_prior_list)}.\n"
-             f'Words spoken: "{ann.text.strip()}"')
+    return (f"Facial expression at the peak frame: {face}.\n"
+            f"Tone of voice: {', '.join(ann.audio_prior_list)}.\n"
+            f'Words spoken: "{ann.text.strip()}"')
+
+
+def reason_messages(ann: ClipAnnotation, label: str) -> list[dict[str, str]]:
+    """The reason writer's prompt: the clues and the label (MERR gives the LLM both)."""
+    clues = clue_text(ann)
     return [
         {"role": "system", "content": "You explain emotions in short video clips from the clues "
                                       "you are given. Answer in JSON."},
@@ -300,5 +305,5 @@ def _write_reason(ann: ClipAnnotation, label: str, classes: Sequence[str], llm, 
     return status
 
 
-__all__ = ["ClipAnnotation", "annotate", "coarse_caption", "check_reason", "reason_messages",
+__all__ = ["ClipAnnotation", "annotate", "clue_text", "coarse_caption", "check_reason", "reason_messages",
            "read_done", "PROMPT_VERSION", "NO_VLM"]

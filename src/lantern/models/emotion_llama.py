@@ -321,4 +321,18 @@ class EmotionLlama(VanillaModel):
         return cfg
 
 
-__all__ = ["EmotionLlama", "LoRALinear", "add_lora", "load_base_llm", "DEFAULT_INSTRUCTION"]
+def explain_dialogues(bundle, dialogues, max_tokens: int | None = None) -> dict:
+    """The ``[reason]`` answer of a saved Emotion-LLaMA model (``bundle``) per utterance, by
+    (dialogue id, utterance id); features already attached and normalised for the model."""
+    import numpy as np
+
+    spec, out = bundle.spec, {}
+    for d in dialogues:
+        for u in d.utterances:
+            vectors = {m: torch.from_numpy(np.nan_to_num((u.features[name] - spec.mean[m]) / spec.std[m])).float()
+                       for m, name in spec.modalities.items() if name in u.features}
+            out[(d.id, u.id)] = bundle.model.explain(vectors, u.text or "", max_tokens)
+    return out
+
+
+__all__ = ["EmotionLlama", "LoRALinear", "add_lora", "load_base_llm", "explain_dialogues", "DEFAULT_INSTRUCTION"]

@@ -290,17 +290,9 @@ def _audio_of_videos(dialogues) -> None:
 
 
 def _reasons(dialogues, bundle, max_tokens: int) -> dict:
-    """Emotion-LLaMA's ``[reason]`` answer per utterance, by (dialogue id, utterance id)."""
-    import numpy as np
-    import torch
+    from lantern.models.emotion_llama import explain_dialogues   # torch loads only for this system
 
-    spec, out = bundle.spec, {}
-    for d in dialogues:
-        for u in d.utterances:
-            vectors = {m: torch.from_numpy(np.nan_to_num((u.features[name] - spec.mean[m]) / spec.std[m])).float()
-                       for m, name in spec.modalities.items() if name in u.features}
-            out[(d.id, u.id)] = bundle.model.explain(vectors, u.text or "", max_tokens)
-    return out
+    return explain_dialogues(bundle, dialogues, max_tokens)
 
 
 def _refine(rows: list[PredictionRow], label_set, settings: PredictSettings, llm,
