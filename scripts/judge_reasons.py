@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-SCORES = ("clue_overlap", "label_overlap")
+from lantern.evaluation.reason_scores import REASON_JUDGE, SCORES, SYSTEMS  # noqa: E402
+
 
 
 def seed_answers(model_dir: Path, dataset: str, split: str, data_root: str | None, limit: int | None,
@@ -76,8 +77,7 @@ def judge_seed(answers: list[dict], annotations: dict, words: dict[str, str], ll
     refs = [(clue_text(ann), words[a["gold"]]) for ann, a in zip(anns, answers)]
     template = [coarse_caption(words[a["predicted"]], ann.visual_prior_list, ann.audio_prior_list, ann.text,
                                any(n.startswith("video:") for n in ann.notes)) for ann, a in zip(anns, answers)]
-    judged = judge_reasons({"emotion-llama": [a["reason"] for a in answers], "template": template}, refs,
-                           llm, cache)
+    judged = judge_reasons(dict(zip(SYSTEMS, ([a["reason"] for a in answers], template))), refs, llm, cache)
     return {name: r.to_dict() for name, r in judged.items()} | {"template_reasons": template}
 
 
@@ -88,15 +88,15 @@ def summarise(per_seed: list[dict]) -> dict:
     from lantern.evaluation.metrics import paired_bootstrap
 
     out = {}
-    for system in ("emotion-llama", "template"):
+    for system in SYSTEMS:
         for k in SCORES:
             vals = [s[system][k] for s in per_seed if s[system][k] is not None]
             out[f"{system}.{k}"] = {"mean": float(np.mean(vals)) if vals else 0.0,
                                     "std": float(np.std(vals)) if vals else 0.0, "per_seed": vals}
     deltas = {}
     for k in SCORES:
-        model = np.array([[c[k] for c in s["emotion-llama"]["per_clip"]] for s in per_seed], dtype=float)
-        template = np.array([[c[k] for c in s["template"]["per_clip"]] for s in per_seed], dtype=float)
+        model, template = (np.array([[c[k] for c in s[name]["per_clip"]] for s in per_seed], dtype=float)
+                           for name in SYSTEMS)
         keep = ~(np.isnan(model).any(0) | np.isnan(template).any(0))   # judged for every seed and system
         mean_score = lambda _t, p: float(np.mean(p))  # noqa: E731 (the score is the clip's, not a label)
         boot = paired_bootstrap(np.zeros(int(keep.sum())), template[:, keep].mean(0), model[:, keep],
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     metrics |= label_scores(answers, list(words))
     result = build_result(
         dataset=args.dataset, label_set=run_meta.get("label_set"), split=args.split,
-        n_utterances=len(answers[0]), model=run_meta.get("model", "emotion-llama"), method="reason-judge",
+        n_utterances=len(answers[0]), model=run_meta.get("model", "emotion-llama"), method=REASON_JUDGE,
         variant=run_meta.get("variant", "emotion-llama"), features=run_meta.get("features"), seeds=seeds,
         metrics=metrics, train_seconds=time.time() - start, limit=args.limit,
         config={"run": run_meta.get("config"), "judge": getattr(llm, "model_id", args.judge),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lantern.evaluation.cv_selection import CV_SELECTION, render_cv_selection
+from lantern.evaluation.reason_scores import REASON_JUDGE, render_reason_judge
 from lantern.evaluation.results import load_results
 from lantern.paths import atomic_write_text
 
@@ -183,8 +184,9 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     lantern_rows = [r for r in results if r.get("method") == "lantern"]
     bias_rows = [r for r in results if r.get("method") == POSITION_BIAS]
     cv_rows = [r for r in results if r.get("method") == CV_SELECTION]
+    judge_rows = [r for r in results if r.get("method") == REASON_JUDGE]
     for r in results:
-        if r.get("method") in ("predict", "lantern", POSITION_BIAS, CV_SELECTION, PREDICT_STARTUP):
+        if r.get("method") in ("predict", "lantern", POSITION_BIAS, CV_SELECTION, PREDICT_STARTUP, REASON_JUDGE):
             continue
         key = (_key(r.get("dataset")), _key(r.get("label_set")), _key(r.get("split")))
         groups.setdefault(key, []).append(r)
@@ -208,6 +210,8 @@ def render_benchmarks(results: Sequence[dict]) -> str:
         parts.append(_render_predict(predict_rows))
     if startup_rows:
         parts.append(_render_startup(startup_rows))
+    if judge_rows:
+        parts.append(render_reason_judge(judge_rows))
     return "".join(parts)
 
 
