@@ -29,10 +29,9 @@ sys.path.insert(0, str(REPO / "src"))
 from lantern.evaluation.reason_scores import REASON_JUDGE, SCORES, SYSTEMS  # noqa: E402
 
 
-
 def seed_answers(model_dir: Path, dataset: str, split: str, data_root: str | None, limit: int | None,
                  max_tokens: int | None) -> list[dict]:
-    """Per clip of ``split``: id, text, gold label, the model's label and its reason."""
+    """Per clip of ``split``: its id, gold label, the model's label and the model's reason."""
     from lantern.data import load_dataset
     from lantern.features import attach_features
     from lantern.features.normalise import normalise_for_model
