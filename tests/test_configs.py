@@ -57,6 +57,8 @@ def test_config_smoke_run(path, tmp_path, data_root, capsys):
     for name in {"text:qwen", "text:qwen-dialogue"} & set(cfg["features"].values()):
         require_llm_runtime()   # CI installs the 135M model only: the same code path
         cfg.setdefault("feature_options", {}).setdefault(name, {})["model"] = "smollm2-135m"
+    if cfg.get("init_from"):   # a second stage: its first stage on the same tiny data first
+        _first_stage(cfg, tmp_path)
     result = run_experiment(cfg, limit=2, progress=False, results_dir=tmp_path / "results")
     missing = [k for k in REQUIRED_KEYS if k not in result]
     assert not missing
@@ -79,6 +81,14 @@ def test_config_smoke_run(path, tmp_path, data_root, capsys):
     assert (run / "seed0" / "model" / "model.safetensors").exists()
     if cfg["dataset"]["name"] in FIXTURES:   # the saved model scores again with lantern evaluate
         _evaluate_again(cfg, run / "seed0" / "model", score, capsys)
+
+
+def _first_stage(cfg: dict, tmp_path: Path) -> None:
+    """Train ``cfg`` without ``init_from`` and ``reasons`` (stage 1), then point it there."""
+    first = {k: v for k, v in cfg.items() if k not in ("init_from", "reasons")}
+    first["output_dir"] = str(tmp_path / "stage1")
+    run_experiment(first, limit=2, progress=False, results_dir=tmp_path / "results1")
+    cfg["init_from"] = str(tmp_path / "stage1-limit2" / "seed{seed}" / "model")
 
 
 def _evaluate_again(cfg: dict, model: Path, score: str, capsys) -> None:
