@@ -1,18 +1,22 @@
 """Reason quality of a trained Emotion-LLaMA run (issue #12): EMER-style clue-overlap and
 label-overlap scores (1-10), given by the embedded LLM judge on held-out clips, for the
 model's ``[reason]`` answers and for the template-only baseline, MERR's coarse caption filled
-with the same model's predicted label (so the two differ in how they explain, not in what they
-conclude).
+with the same model's ``[emotion]`` label (the generated reason is a separate answer and may
+conclude otherwise). The default judge is the embedded 1.5B model, which also wrote the
+training reasons: it may favour text like its own.
 
     lantern annotate --dataset ravdess --split test --reasons none --out /tmp/ann-test
     python scripts/judge_reasons.py RUN_DIR --annotations /tmp/ann-test/merr.json \\
         [--split test] [--judge qwen2.5-coder-1.5b] [--limit N] [--results-dir DIR]
 
-RUN_DIR is a ``lantern train`` output folder (``seed*/model``). The judge reads each clip's
-clues from the annotation file (face, tone, words) and its gold label. Per seed: both systems'
-mean scores; the result holds mean ± std over seeds and a paired bootstrap over clips of the
-model's seed-averaged score against the template's (clips the judge failed on are counted and
-left out of both). Judge answers are cached (``lantern.llm.cache``): a rerun resumes.
+RUN_DIR is a ``lantern train`` output folder of an Emotion-LLaMA model (``seed*/model``,
+``result.json``); its dataset is the default. The judge reads each clip's clues from the
+annotation file (face, tone, words) and its gold label. Per seed: each system's mean score
+over the clips the judge answered; the result holds mean ± std over seeds and a paired
+bootstrap, over the clips judged for every seed and both systems, of the model's seed-averaged
+score against the template's. Judge answers are cached (``lantern.llm.cache``): a rerun
+resumes. A ``--limit`` run writes a result only where ``--results-dir`` says (as ``lantern
+train --limit`` does), so a smoke run never lands in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -39,7 +43,10 @@ def seed_answers(model_dir: Path, dataset: str, split: str, data_root: str | Non
     from lantern.models.emotion_llama import explain_dialogues
 
     bundle = ModelBundle.load(model_dir)
+    if not hasattr(bundle.model, "explain"):
+        raise SystemExit(f"{model_dir}: a {type(bundle.model).__name__} model gives no reasons (emotion-llama does)")
     ds = load_dataset(dataset, **({"data_root": data_root} if data_root else {}))
+    bundle.check_classes(ds.label_set)
     dialogues = ds.dialogues(split)
     optional = [bundle.spec.modalities[m] for m in bundle.spec.optional]
     attach_features(dialogues, bundle.feature_names, options=bundle.feature_options_for(bundle.feature_names),
@@ -75,7 +82,7 @@ def judge_seed(answers: list[dict], annotations: dict, words: dict[str, str], ll
     anns = [ClipAnnotation.from_dict({"name": a["id"], **annotations[a["id"]]}) for a in answers]
     refs = [(clue_text(ann), words[a["gold"]]) for ann, a in zip(anns, answers)]
     template = [coarse_caption(words[a["predicted"]], ann.visual_prior_list, ann.audio_prior_list, ann.text,
-                               any(n.startswith("video:") for n in ann.notes)) for ann, a in zip(anns, answers)]
+                               not any(n.startswith("no video") for n in ann.notes)) for ann, a in zip(anns, answers)]
     judged = judge_reasons(dict(zip(SYSTEMS, ([a["reason"] for a in answers], template))), refs, llm, cache)
     return {name: r.to_dict() for name, r in judged.items()} | {"template_reasons": template}
 
@@ -90,13 +97,16 @@ def summarise(per_seed: list[dict]) -> dict:
     for system in SYSTEMS:
         for k in SCORES:
             vals = [s[system][k] for s in per_seed if s[system][k] is not None]
-            out[f"{system}.{k}"] = {"mean": float(np.mean(vals)) if vals else 0.0,
-                                    "std": float(np.std(vals)) if vals else 0.0, "per_seed": vals}
+            out[f"{system}.{k}"] = {"mean": float(np.mean(vals)) if vals else None,
+                                    "std": float(np.std(vals)) if vals else None, "per_seed": vals}
     deltas = {}
     for k in SCORES:
         model, template = (np.array([[c[k] for c in s[name]["per_clip"]] for s in per_seed], dtype=float)
                            for name in SYSTEMS)
         keep = ~(np.isnan(model).any(0) | np.isnan(template).any(0))   # judged for every seed and system
+        if not keep.any():
+            deltas[k] = {"delta": None, "low": None, "high": None, "n_clips": 0}
+            continue
         mean_score = lambda _t, p: float(np.mean(p))  # noqa: E731 (the score is the clip's, not a label)
         boot = paired_bootstrap(np.zeros(int(keep.sum())), template[:, keep].mean(0), model[:, keep],
                                 mean_score, n_boot=2000)
@@ -128,26 +138,28 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--annotations", type=Path, required=True, help="merr.json of the split's clips")
-    ap.add_argument("--dataset", default="ravdess")
+    ap.add_argument("--dataset", help="default: the run's own dataset")
     ap.add_argument("--split", default="test")
     ap.add_argument("--data-root")
     ap.add_argument("--judge", default=None, help="embedded judge model (default: the embedded default)")
     ap.add_argument("--limit", type=int, help="only the first N clips (a smoke run)")
     ap.add_argument("--reason-tokens", type=int, default=None, help="cap of each generated reason")
-    ap.add_argument("--results-dir", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--results-dir", type=Path,
+                    help="default benchmarks/results; a --limit run writes none unless given")
     args = ap.parse_args(argv)
+    meta_path, models = args.run_dir / "result.json", sorted(args.run_dir.glob("seed*/model"))
+    if not models or not meta_path.is_file():
+        raise SystemExit(f"{args.run_dir}: not a `lantern train` output folder (seed*/model and result.json)")
+    run_meta = json.loads(meta_path.read_text())
+    dataset = args.dataset or run_meta["config"]["dataset"]["name"]
     annotations = json.loads(args.annotations.read_text(encoding="utf-8"))
-    models = sorted(args.run_dir.glob("seed*/model"))
-    if not models:
-        raise SystemExit(f"{args.run_dir}: no seed*/model folders (a `lantern train` output folder)")
     start = time.time()
-    answers = [seed_answers(m, args.dataset, args.split, args.data_root, args.limit, args.reason_tokens)
+    answers = [seed_answers(m, dataset, args.split, args.data_root, args.limit, args.reason_tokens)
                for m in models]
     missing = sorted({a["id"] for seed in answers for a in seed} - set(annotations))
     if missing:
         raise SystemExit(f"{args.annotations}: no annotation for {len(missing)} clips, e.g. {missing[:3]}")
-    run_meta = json.loads((args.run_dir / "result.json").read_text())
-    words = _label_words(args.dataset, args.data_root)
+    words = _label_words(dataset, args.data_root)
     llm, cache = get_llm(EMBEDDED, args.judge, n_threads=2, n_threads_batch=2), LLMCache()
     try:
         per_seed = [judge_seed(a, annotations, words, llm, cache) for a in answers]
@@ -155,23 +167,30 @@ def main(argv=None) -> int:
         llm.close()
         cache.close()
     summary = summarise(per_seed)
-    seeds = [int(m.parent.name.removeprefix("seed")) for m in models]
     metrics = {k: {"mean": v["mean"], "std": v["std"]} for k, v in summary.items() if k != "paired_bootstrap"}
     metrics |= label_scores(answers, list(words))
+    judge = getattr(llm, "model_id", args.judge)
     result = build_result(
-        dataset=args.dataset, label_set=run_meta.get("label_set"), split=args.split,
+        dataset=dataset, label_set=run_meta.get("label_set"), split=args.split,
         n_utterances=len(answers[0]), model=run_meta.get("model", "emotion-llama"), method=REASON_JUDGE,
-        variant=run_meta.get("variant", "emotion-llama"), features=run_meta.get("features"), seeds=seeds,
-        metrics=metrics, train_seconds=time.time() - start, limit=args.limit,
-        config={"run": run_meta.get("config"), "judge": getattr(llm, "model_id", args.judge),
-                "annotations": args.annotations.name, "reason_tokens": args.reason_tokens},
-        paired_bootstrap=summary["paired_bootstrap"], judge_model=getattr(llm, "model_id", args.judge),
-        per_seed=per_seed,
+        variant=run_meta.get("variant", "emotion-llama"), features=run_meta.get("features"),
+        seeds=[int(m.parent.name.removeprefix("seed")) for m in models], metrics=metrics,
+        train_seconds=0.0, wall_seconds=time.time() - start, limit=args.limit,
+        config={"run": run_meta.get("config"), "judge": judge, "annotations": _shown(args.annotations),
+                "reason_tokens": args.reason_tokens},
+        paired_bootstrap=summary["paired_bootstrap"], judge_model=judge, per_seed=per_seed,
         answers=[[{k: a[k] for k in ("id", "predicted", "reason")} for a in seed] for seed in answers])
-    path = save_result(result, args.results_dir)
-    print(json.dumps({"result": str(path), **{k: round(v["mean"], 2) for k, v in metrics.items()},
+    out = args.results_dir or (None if args.limit else REPO / "benchmarks" / "results")
+    path = save_result(result, out) if out else "(not written: a --limit run without --results-dir)"
+    print(json.dumps({"result": str(path), **{k: v["mean"] for k, v in metrics.items()},
                       "paired_bootstrap": summary["paired_bootstrap"]}, indent=1))
     return 0
+
+
+def _shown(path: Path) -> str:
+    """A path as the result records it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def _label_words(dataset: str, data_root: str | None) -> dict[str, str]:

@@ -197,3 +197,7 @@ def test_the_judge_script_scores_the_model_against_the_template_with_the_same_la
     assert boot["n_clips"] == 1 and boot["delta"] == 5
     labels = script.label_scores([answers], list(words))
     assert labels["accuracy"]["mean"] == 50.0
+    failed = script.judge_seed(answers[1:], annotations, words, Judge(), None)   # the judge fails on all
+    empty = script.summarise([failed])
+    assert empty["emotion-llama.clue_overlap"]["mean"] is None   # shown as "—", not a score of 0
+    assert empty["paired_bootstrap"]["clue_overlap"] == {"delta": None, "low": None, "high": None, "n_clips": 0}

@@ -29,9 +29,13 @@ def render_reason_judge(rows: list[dict]) -> str:
     lines = ["\n## Reasons judged (EMER-style, 1-10)\n",
              "An LLM judge scores each held-out clip's reason against the clip's clues (face, tone, "
              "words) and its gold label: clue overlap and label overlap, 1-10. `template` is MERR's "
-             "coarse caption filled with the same model's label, so the two differ in how they "
-             "explain, not in what they conclude. Mean ± std over seeds; Δ is the model's "
-             "seed-averaged score minus the template's, paired bootstrap over clips.\n",
+             "coarse caption filled with the same model's `[emotion]` label; it repeats the clues "
+             "word for word, so its clue overlap is high by design, while the model's reason is a "
+             "separate answer that may conclude otherwise. Mean ± std over seeds of each system's "
+             "mean over the clips the judge answered; Δ is the model's seed-averaged score minus "
+             "the template's over the clips judged for both, paired bootstrap over clips. The "
+             "judge is named; where it also wrote the training reasons it may favour text like "
+             "its own.\n",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in sorted(rows, key=lambda r: (str(r.get("dataset")), str(r.get("variant")))):
         m = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
