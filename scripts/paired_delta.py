@@ -6,8 +6,9 @@ B's seeds against A's seed-averaged prediction, accuracy and weighted F1 in poin
 ``--into`` also records the comparison in B's result file, under ``paired_bootstrap[NAME]``
 (the interval then travels with the result that claims it).
 
-A's prediction per utterance is the argmax of its seeds' mean probabilities; B's score is the
-mean over its seeds in every replicate (lantern.evaluation.metrics.paired_bootstrap).
+A's prediction per utterance is the argmax of its seeds' mean probabilities (``--a-seeds
+each``: A is scored like B); B's score is the mean over its seeds in every replicate
+(lantern.evaluation.metrics.paired_bootstrap).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("run_a", type=Path)
     ap.add_argument("run_b", type=Path)
     ap.add_argument("--split", default="test")
+    ap.add_argument("--a-seeds", choices=("ensemble", "each"), default="ensemble",
+                    help="score A by its seeds' mean probabilities (default) or, like B, as the mean "
+                         "of its seeds' scores (for a run that continues A seed by seed)")
     ap.add_argument("--into", type=Path, help="B's result file, to record the comparison in")
     ap.add_argument("--key", help="the comparison's name in that file (e.g. 'vs text-only')")
     args = ap.parse_args(argv)
@@ -47,12 +51,12 @@ def main(argv=None) -> int:
     ids_b, classes_b, pb, _ = _load(args.run_b, args.split)
     if ids_a != ids_b or classes != classes_b:
         raise SystemExit("the runs do not score the same utterances in the same classes")
-    a = pa.mean(axis=0).argmax(axis=1)
+    a = pa.mean(axis=0).argmax(axis=1) if args.a_seeds == "ensemble" else pa.argmax(axis=2)
     b = pb.argmax(axis=2)
     out = {m: paired_bootstrap(y, a, b, m, n_classes=len(classes))
            for m in ("accuracy", "weighted_f1")}
     comparison = {"a": str(args.run_a), "b": str(args.run_b), "split": args.split,
-                  "n": int(len(y)), **out}
+                  "n": int(len(y)), "a_scored_as": args.a_seeds, **out}
     print(json.dumps(comparison, indent=1))
     if args.into:
         from lantern.paths import atomic_write_text

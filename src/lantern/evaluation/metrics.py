@@ -318,8 +318,8 @@ def paired_bootstrap(y_true, pred_a, pred_b, metric: Callable | str, n_boot: int
     ``metric(y_true, y_pred) -> float``, or the name ``"accuracy"`` / ``"weighted_f1"``
     (these give percentage points; ``"weighted_f1"`` needs ``n_classes``). Each of the
     ``n_boot`` replicates resamples the same utterance indices with replacement for both
-    systems. ``pred_b`` may hold one row of predictions per seed (``(seeds, n)``): B's
-    score is then the mean over its seeds, in every replicate. Returns ``delta`` = metric(B) - metric(A) on the full data, ``low``/``high``
+    systems. ``pred_b`` (and ``pred_a``) may hold one row of predictions per seed
+    (``(seeds, n)``): that system's score is then the mean over its seeds, in every replicate. Returns ``delta`` = metric(B) - metric(A) on the full data, ``low``/``high``
     = the 2.5/97.5 percentiles of the replicate deltas, and a two-sided ``p_value`` =
     ``min(1, 2 * min(P(delta* <= 0), P(delta* >= 0)))`` with add-one smoothing.
 
@@ -331,6 +331,8 @@ def paired_bootstrap(y_true, pred_a, pred_b, metric: Callable | str, n_boot: int
     {'delta': 0.0, 'low': 0.0, 'high': 0.0, 'p_value': 1.0}
     >>> paired_bootstrap(y, [0, 0, 1, 1, 1, 0, 0, 1], [y, y], "accuracy", n_boot=50)["delta"]
     37.5
+    >>> paired_bootstrap(y, [[0, 0, 1, 1, 1, 0, 0, 1], y], [y, y], "accuracy", n_boot=50)["delta"]
+    18.75
     """
     fn = _percent_metric(metric, n_classes) if isinstance(metric, str) else metric
     t = np.asarray(y_true)
@@ -339,23 +341,23 @@ def paired_bootstrap(y_true, pred_a, pred_b, metric: Callable | str, n_boot: int
     n = len(t)
     if n == 0:
         raise ValueError("empty input: y_true contains no utterances")
-    # pred_b may be (seeds, n): system B is then scored as the mean over its seeds.
-    bs = b if b.ndim == 2 else b[None, :]
-    if len(a) != n or bs.shape[1] != n:
-        raise ValueError(f"lengths differ: y_true {n}, pred_a {len(a)}, pred_b {bs.shape[1]}")
+    # either may be (seeds, n): that system is then scored as the mean over its seeds.
+    as_, bs = (x if x.ndim == 2 else x[None, :] for x in (a, b))
+    if as_.shape[1] != n or bs.shape[1] != n:
+        raise ValueError(f"lengths differ: y_true {n}, pred_a {as_.shape[1]}, pred_b {bs.shape[1]}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1; got {n_boot}")
 
-    def score_b(idx):
-        return float(np.mean([fn(t[idx], row[idx]) for row in bs]))
+    def score(rows, idx):
+        return float(np.mean([fn(t[idx], row[idx]) for row in rows]))
 
     everything = np.arange(n)
-    delta = score_b(everything) - float(fn(t, a))
+    delta = score(bs, everything) - score(as_, everything)
     rng = np.random.default_rng(seed)
     deltas = np.empty(n_boot, dtype=np.float64)
     for i in range(n_boot):
         idx = rng.integers(0, n, size=n)
-        deltas[i] = score_b(idx) - float(fn(t[idx], a[idx]))
+        deltas[i] = score(bs, idx) - score(as_, idx)
     low, high = np.percentile(deltas, [2.5, 97.5])
     le = (np.count_nonzero(deltas <= 0) + 1) / (n_boot + 1)
     ge = (np.count_nonzero(deltas >= 0) + 1) / (n_boot + 1)
