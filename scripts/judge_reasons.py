@@ -7,7 +7,7 @@ training reasons: it may favour text like its own.
 
     lantern annotate --dataset ravdess --split test --reasons none --out /tmp/ann-test
     python scripts/judge_reasons.py RUN_DIR --annotations /tmp/ann-test/merr.json \\
-        [--split test] [--judge qwen2.5-coder-1.5b] [--limit N] [--results-dir DIR]
+        [--split test] [--judge qwen2.5-coder-1.5b] [--seeds 0 1] [--limit N] [--results-dir DIR]
 
 RUN_DIR is a ``lantern train`` output folder of an Emotion-LLaMA model (``seed*/model``,
 ``result.json``); its dataset is the default. The judge reads each clip's clues from the
@@ -143,11 +143,14 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root")
     ap.add_argument("--judge", default=None, help="embedded judge model (default: the embedded default)")
     ap.add_argument("--limit", type=int, help="only the first N clips (a smoke run)")
+    ap.add_argument("--seeds", type=int, nargs="+", help="only these seeds' models (default: all)")
     ap.add_argument("--reason-tokens", type=int, default=None, help="cap of each generated reason")
     ap.add_argument("--results-dir", type=Path,
                     help="default benchmarks/results; a --limit run writes none unless given")
     args = ap.parse_args(argv)
     meta_path, models = args.run_dir / "result.json", sorted(args.run_dir.glob("seed*/model"))
+    if args.seeds:
+        models = [m for m in models if int(m.parent.name.removeprefix("seed")) in args.seeds]
     if not models or not meta_path.is_file():
         raise SystemExit(f"{args.run_dir}: not a `lantern train` output folder (seed*/model and result.json)")
     run_meta = json.loads(meta_path.read_text())
