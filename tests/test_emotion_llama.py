@@ -143,10 +143,23 @@ def test_predict_with_a_trained_emotion_llama_gives_labels_probabilities_and_rea
     rows = list(csv.DictReader(out.csv_path.open()))
     assert rows[0]["reason"] == doc["utterances"][0]["reason"]
     assert 'class="why"' in out.report_path.read_text()
-    with pytest.raises(ConfigError, match="needs --model"):
-        PredictSettings(system="emotion-llama")
+    shipped = PredictSettings(system="emotion-llama", progress=False)   # the shipped default
+    with pytest.raises(ConfigError, match="at least 4 clips of every speaker"):
+        predict(clips, tmp_path / "out-shipped", shipped)   # it normalises per speaker: 2 clips are too few
     with pytest.raises(ConfigError, match="use --system emotion-llama"):
         predict(clips, tmp_path / "out2", PredictSettings(model=str(saved), llm="off", progress=False))
+
+
+def test_the_shipped_emotion_llama_describes_itself(model):   # (model: skips without SmolLM2)
+    from lantern.models.card import CARD_NAME
+    from lantern.predict.pretrained import default_model, load_bundle, shipped_model_dir
+
+    name = default_model("emotion-llama")
+    bundle = load_bundle(name)
+    assert bundle.model.model_type == "emotion-llama" and bundle.classes == tuple(WORDS)
+    assert bundle.feature_names == ["audio:whisper", "audio:egemaps"] and bundle.spec.speaker_norm
+    card = (shipped_model_dir(name) / CARD_NAME).read_text()
+    assert "least 4 clips of a speaker" in card and "-dirty" not in card and "reads words only" not in card
 
 
 def test_a_missing_modality_contributes_no_tokens(model):

@@ -18,6 +18,11 @@ _LIMITS = """## Limits
 - A model on text features reads words only: the same sentence said angrily or calmly gets the
   same answer (see the RAVDESS measurement in `BENCHMARKS.md`).
 """
+# A model on voice features (Emotion-LLaMA on RAVDESS) hears how things are said.
+_VOICE_LIMITS = """## Limits
+- {trained_on}: expect lower scores on other voices, languages, microphones and on spontaneous
+  rather than acted speech.
+"""
 # A context-descriptions model reads an image's description (and, unless text-only, the image).
 _IMAGE_LIMITS = """## Limits
 - {trained_on}: expect lower scores on images unlike its training images (other sizes, colour,
@@ -76,6 +81,8 @@ def model_card(bundle, result: Mapping[str, Any], shipped_seed: int, name: str,
     index = [s["seed"] for s in result["per_seed"]].index(shipped_seed)
     test, m = seed["test"], result["metrics"]
     params = sum(p.numel() for p in bundle.model.parameters())
+    trained = sum(p.numel() for p in bundle.model.parameters() if p.requires_grad)
+    size = f"{params:,} parameters" + (f", {trained:,} of them trained" if trained < params else "")
     features = ", ".join(f"{mod} (`{feat}`)" for mod, feat in bundle.spec.modalities.items())
     classes = ", ".join(d.split(":")[0] for d in (bundle.label_set.descriptions or bundle.classes))
     vad = (f" and valence, arousal and dominance on a {bundle.vad_scale[0]:g}–{bundle.vad_scale[1]:g} scale"
@@ -87,6 +94,7 @@ def model_card(bundle, result: Mapping[str, Any], shipped_seed: int, name: str,
                 + ".") if ccc else ""
     config = result.get("config") or {}
     images = bundle.model.model_type == "context-qformer"
+    voice = not images and all(f.startswith("audio:") for f in bundle.spec.modalities.values())
     unit, kind = ("images", "model") if images else ("utterances", "vanilla model")
     corpora = result.get("train_dataset", result["dataset"]).split("+")
     trained_on = ("Trained on one corpus" if len(corpora) == 1
@@ -102,7 +110,7 @@ def model_card(bundle, result: Mapping[str, Any], shipped_seed: int, name: str,
                 f"selection on valid ({sizes.get('valid', 0):,}), test {sizes.get('test', result['n_utterances']):,}.")
     return f"""# {name}
 
-A `{bundle.model.model_type}` {kind} ({params:,} parameters) on {features}, predicting the {len(bundle.classes)} classes of {result['dataset']} `{bundle.label_set.name}` ({classes}){vad}.
+A `{bundle.model.model_type}` {kind} ({size}) on {features}, predicting the {len(bundle.classes)} classes of {result['dataset']} `{bundle.label_set.name}` ({classes}){vad}.
 
 ## What it was trained on
 {data}
@@ -116,4 +124,4 @@ A `{bundle.model.model_type}` {kind} ({params:,} parameters) on {features}, pred
 
 Per-class F1 of the shipped seed: {per_class}.{ccc_line}
 {_cross_corpus_section(result, index)}
-{(_IMAGE_LIMITS if images else _LIMITS).format(trained_on=trained_on)}"""
+{(_IMAGE_LIMITS if images else _VOICE_LIMITS if voice else _LIMITS).format(trained_on=trained_on)}"""

@@ -6,7 +6,8 @@ file. The default, ``mix-6way-text-dialogue`` (issue #11), is the seed of
 ``configs/cross-corpus/mix3-6way-qwen-dialogue.yaml`` that ``scripts/choose_vanilla.py``
 chooses on validation splits for robustness across corpora, shipped by
 ``scripts/ship_pretrained.py``; ``iemocap-6way-text`` (IEMOCAP only, MiniLM only, no 1.5B
-model needed) stays shipped.
+model needed) stays shipped. ``fer2013-context`` (issue #13) and ``ravdess-emotion-llama``
+(issue #12) are the defaults of ``--system context`` and ``--system emotion-llama``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from lantern.errors import ConfigError
 DEFAULT_MODEL = "mix-6way-text-dialogue"
 #: The shipped model each ``lantern predict --system`` loads when no ``--model`` is given
 #: (None: that system ships none, ``--model`` is required).
-SYSTEM_DEFAULT_MODEL = {"lantern": DEFAULT_MODEL, "context": "fer2013-context", "emotion-llama": None}
+SYSTEM_DEFAULT_MODEL = {"lantern": DEFAULT_MODEL, "context": "fer2013-context",
+                        "emotion-llama": "ravdess-emotion-llama"}
 #: The recipe that trains a model of each system (said when one is needed and none is shipped).
 SYSTEM_RECIPE = {"lantern": "configs/cross-corpus/mix3-6way-qwen-dialogue.yaml",
                  "context": "configs/fer2013/context-qformer.yaml",
