@@ -259,3 +259,29 @@ def test_the_shipped_context_model_describes_itself():
         with pytest.MonkeyPatch.context() as mp:
             mp.setitem(SYSTEM_DEFAULT_MODEL, "lantern", None)
             default_model("lantern")
+
+
+def test_the_describer_cost_script_states_tokens_and_the_ratio_to_their_cost(tmp_path):
+    """scripts/bench_describe.py: seconds per image against what its tokens cost at the speeds
+    measured in the same run; the sample file keeps image paths relative to the data root."""
+    import importlib.util
+
+    from conftest import REPO
+    from lantern.describe.describers import Description
+
+    spec = importlib.util.spec_from_file_location("bench_describe", REPO / "scripts" / "bench_describe.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    root = tmp_path / "data"
+    (root / "faces").mkdir(parents=True)
+    described = [Description(str(root / "faces" / f"{i}.jpg"), "ab" * 32, "observations", 1, "text", {},
+                             ["a note"], None, "m", 100, 40, seconds, "ok" if i else "failed")
+                 for i, seconds in enumerate((3.0, 5.0))]
+    speed = {"prompt_tokens_per_s": 100.0, "generation_tokens_per_s": 20.0, "load_seconds": 0.5}
+    out = script.summary(described, speed)
+    assert out["images"] == 2 and out["failed"] == 1 and out["seconds_per_image"]["mean"] == 4.0
+    assert out["prompt_tokens_per_image"] == 100 and out["seconds_vs_token_cost"] == pytest.approx(4.0 / 3.0)
+    assert "prompt_tokens_per_image" not in script.summary(described, None)   # the template writer
+    script.write_sample(described, root, tmp_path / "sample.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "sample.jsonl").read_text().splitlines()]
+    assert [r["image"] for r in rows] == ["faces/0.jpg", "faces/1.jpg"] and "notes" not in rows[0]

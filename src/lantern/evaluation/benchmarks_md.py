@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lantern.evaluation.cv_selection import CV_SELECTION, render_cv_selection
+from lantern.evaluation.describe_cost import DESCRIBE_COST, render_describe_cost
 from lantern.evaluation.reason_scores import REASON_JUDGE, render_reason_judge
 from lantern.evaluation.results import load_results
 from lantern.paths import atomic_write_text
@@ -185,8 +186,10 @@ def render_benchmarks(results: Sequence[dict]) -> str:
     bias_rows = [r for r in results if r.get("method") == POSITION_BIAS]
     cv_rows = [r for r in results if r.get("method") == CV_SELECTION]
     judge_rows = [r for r in results if r.get("method") == REASON_JUDGE]
+    describe_rows = [r for r in results if r.get("method") == DESCRIBE_COST]
     for r in results:
-        if r.get("method") in ("predict", "lantern", POSITION_BIAS, CV_SELECTION, PREDICT_STARTUP, REASON_JUDGE):
+        if r.get("method") in ("predict", "lantern", POSITION_BIAS, CV_SELECTION, PREDICT_STARTUP, REASON_JUDGE,
+                               DESCRIBE_COST):
             continue
         key = (_key(r.get("dataset")), _key(r.get("label_set")), _key(r.get("split")))
         groups.setdefault(key, []).append(r)
@@ -212,6 +215,8 @@ def render_benchmarks(results: Sequence[dict]) -> str:
         parts.append(_render_startup(startup_rows))
     if judge_rows:
         parts.append(render_reason_judge(judge_rows))
+    if describe_rows:
+        parts.append(render_describe_cost(describe_rows))
     return "".join(parts)
 
 
@@ -405,8 +410,9 @@ def _render_predict(rows: Sequence[dict]) -> str:
               "LLM calls", "accuracy vs labels", "commit"]
     lines = ["\n## lantern predict · seconds per utterance by stage\n",
              "Wall-clock seconds on this project's 2-core CPU machine (2 threads), from "
-             "`scripts/bench_predict.py`; accuracy only where the data's labels have an IEMOCAP "
-             "6-way counterpart (see each file's `details`).\n",
+             "`scripts/bench_predict.py`; accuracy only where the data's labels have a counterpart "
+             "in the model's classes (IEMOCAP 6-way; RAVDESS's 8 for emotion-llama; see each "
+             "file's `details`).\n",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in sorted(rows, key=lambda r: (_key(r.get("dataset")), _key(r.get("variant")), _key(r.get("model")))):
         timing = r.get("timings") if isinstance(r.get("timings"), dict) else {}
