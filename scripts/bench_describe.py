@@ -109,7 +109,8 @@ def main(argv=None) -> int:
     for model in args.models.split(","):
         described, speed = describe(images, classes, "llm", model)
         writers[f"llm:{described[0].model or model}"] = summary(described, speed)
-        write_sample(described, root, Path(args.descriptions_dir) / f"fer2013-observations-llm-{model}-sample.jsonl")
+        sample = Path(args.descriptions_dir) / f"fer2013-observations-llm-{model}-sample.jsonl"
+        write_sample(described, root, sample)
         print(f"{model}: {json.dumps(writers[next(reversed(writers))])}", flush=True)
     none = {"mean": None, "std": None}   # a cost measurement: nothing is scored
     result = {"dataset": "fer2013", "label_set": "fer7", "split": "test", "n_utterances": len(images),

@@ -30,7 +30,8 @@ def render_describe_cost(rows: list[dict]) -> str:
     for r in sorted(rows, key=lambda r: str(r.get("dataset"))):
         for writer, w in (r.get("writers") or {}).items():
             s = w.get("seconds_per_image") or {}
-            cells = [_cell(f"{r.get('dataset')} {r.get('split')}"), _cell(writer), _integer(w.get("images")),
+            cells = [_cell(f"{r.get('dataset')} {r.get('split')}"), _cell(writer.partition("@")[0]),
+                     _integer(w.get("images")),
                      f"{_fixed(s.get('mean'), 2)} ({_fixed(s.get('median'), 2)})",
                      *[_fixed(w.get(k), 1) for k in ("prompt_tokens_per_image", "completion_tokens_per_image",
                                                      "prompt_tokens_per_s", "generation_tokens_per_s")],
