@@ -208,7 +208,10 @@ class EmotionLlama(VanillaModel):
         return torch.cat(parts, dim=0)
 
     def _run(self, prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded batch through the LLM; logits (N, L, V) and the prompt lengths."""
+        """Right-padded batch through the LLM's decoder; last hidden states (N, L, H) and the
+        prompt lengths. Callers project only the positions they read through :meth:`_logits`:
+        the vocabulary projection of every position (N × L × 49k) cost more memory than the
+        rest of a training step."""
         lengths = torch.tensor([p.shape[0] for p in prompts])
         L, hidden = int(lengths.max()), prompts[0].shape[1]
         embeds = prompts[0].new_zeros(len(prompts), L, hidden)
@@ -216,7 +219,10 @@ class EmotionLlama(VanillaModel):
         for i, p in enumerate(prompts):
             embeds[i, :p.shape[0]] = p
             mask[i, :p.shape[0]] = 1
-        return self.llm(inputs_embeds=embeds, attention_mask=mask).logits, lengths
+        return self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=mask).last_hidden_state, lengths
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.llm.get_output_embeddings()(hidden)
 
     def class_scores(self, next_logits: torch.Tensor) -> torch.Tensor:
         """(N, K) log-probabilities of each class's first tokens, summed over surface forms."""
@@ -238,8 +244,8 @@ class EmotionLlama(VanillaModel):
                 reason = batch.reasons[b][t] if batch.reasons else None
                 if self.training and reason:
                     reason_targets.append((vectors, texts[b][t], reason))
-            logits, lengths = self._run(prompts)
-            slot = logits[torch.arange(len(cells)), lengths - 1]
+            hidden, lengths = self._run(prompts)
+            slot = self._logits(hidden[torch.arange(len(cells)), lengths - 1])
             scores = self.class_scores(slot)
             out = scores.new_zeros(B, T, self.n_classes)
             for i, (b, t) in enumerate(cells):
@@ -257,10 +263,10 @@ class EmotionLlama(VanillaModel):
             ids_t = torch.tensor(ids, dtype=torch.long)
             prompts.append(torch.cat([prefix, table(ids_t)], dim=0))
             spans.append((prefix.shape[0], ids_t))
-        logits, _ = self._run(prompts)
+        hidden, _ = self._run(prompts)
         losses = []
         for i, (start, ids_t) in enumerate(spans):
-            pred = logits[i, start - 1:start - 1 + len(ids_t)]
+            pred = self._logits(hidden[i, start - 1:start - 1 + len(ids_t)])
             losses.append(nn.functional.cross_entropy(pred.float(), ids_t))
         return self.reason_weight * torch.stack(losses).mean()
 
