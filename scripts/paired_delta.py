@@ -8,7 +8,9 @@ B's seeds against A's seed-averaged prediction, accuracy and weighted F1 in poin
 
 A's prediction per utterance is the argmax of its seeds' mean probabilities (``--a-seeds
 each``: A is scored like B); B's score is the mean over its seeds in every replicate
-(lantern.evaluation.metrics.paired_bootstrap).
+(lantern.evaluation.metrics.paired_bootstrap). ``--b-corpus NAME`` reads B's predictions on
+corpus NAME from its ``evaluate_on:`` scoring (``seed*/cross_corpus/NAME/``): a model trained on
+a mix of corpora against one trained on NAME alone.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 
-def _load(run: Path, split: str):
-    seeds = sorted(run.glob("seed*/predictions"))
+def _load(run: Path, split: str, corpus: str | None = None):
+    pattern = f"seed*/cross_corpus/{corpus}" if corpus else "seed*/predictions"
+    seeds = sorted(run.glob(pattern))
     if not seeds:
-        raise SystemExit(f"{run}: no seed*/predictions folders")
+        raise SystemExit(f"{run}: no {pattern} folders")
     rows = [[json.loads(line) for line in (s / f"{split}.jsonl").read_text().splitlines()] for s in seeds]
     classes = list(rows[0][0]["probs"])
     ids = [r["utterance_id"] for r in rows[0]]
@@ -42,13 +45,14 @@ def main(argv=None) -> int:
     ap.add_argument("--a-seeds", choices=("ensemble", "each"), default="ensemble",
                     help="score A by its seeds' mean probabilities (default) or, like B, as the mean "
                          "of its seeds' scores (for a run that continues A seed by seed)")
+    ap.add_argument("--b-corpus", help="B's predictions on this corpus of its evaluate_on: list")
     ap.add_argument("--into", type=Path, help="B's result file, to record the comparison in")
     ap.add_argument("--key", help="the comparison's name in that file (e.g. 'vs text-only')")
     args = ap.parse_args(argv)
     if bool(args.into) != bool(args.key):
         raise SystemExit("--into and --key go together")
     ids_a, classes, pa, y = _load(args.run_a, args.split)
-    ids_b, classes_b, pb, _ = _load(args.run_b, args.split)
+    ids_b, classes_b, pb, _ = _load(args.run_b, args.split, args.b_corpus)
     if ids_a != ids_b or classes != classes_b:
         raise SystemExit("the runs do not score the same utterances in the same classes")
     a = pa.mean(axis=0).argmax(axis=1) if args.a_seeds == "ensemble" else pa.argmax(axis=2)
@@ -56,7 +60,8 @@ def main(argv=None) -> int:
     out = {m: paired_bootstrap(y, a, b, m, n_classes=len(classes))
            for m in ("accuracy", "weighted_f1")}
     comparison = {"a": str(args.run_a), "b": str(args.run_b), "split": args.split,
-                  "n": int(len(y)), "a_scored_as": args.a_seeds, **out}
+                  "n": int(len(y)), "a_scored_as": args.a_seeds,
+                  **({"b_corpus": args.b_corpus} if args.b_corpus else {}), **out}
     print(json.dumps(comparison, indent=1))
     if args.into:
         from lantern.paths import atomic_write_text

@@ -259,3 +259,33 @@ def test_confusion_png(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["cm.png"]
     with pytest.raises(ValueError, match="class names"):
         save_confusion_png(cm, ["a", "b"], tmp_path / "x.png")
+
+
+def test_paired_delta_reads_a_mixed_run_on_one_of_its_corpora(tmp_path, capsys):
+    """scripts/paired_delta.py --b-corpus: B, trained on a mix, is scored on corpus NAME from
+    its evaluate_on predictions against A trained on NAME alone; both scored seed by seed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paired_delta", REPO / "scripts" / "paired_delta.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def rows(right: int) -> str:   # 4 utterances of class a/b; the first `right` predicted right
+        gold = ["a", "b", "a", "b"]
+        return "".join(json.dumps({"utterance_id": f"u{i}", "label": g,
+                                   "probs": {"a": 0.9, "b": 0.1} if (g == "a") == (i < right) else {"a": 0.1, "b": 0.9}})
+                       + "\n" for i, g in enumerate(gold))
+
+    for run, folder, right in (("A", "predictions", 2), ("B", "cross_corpus/ravdess", 4)):
+        for seed in (0, 1):
+            path = tmp_path / run / f"seed{seed}" / folder / "test.jsonl"
+            path.parent.mkdir(parents=True)
+            path.write_text(rows(right))
+    result = tmp_path / "b.json"
+    result.write_text("{}")
+    assert script.main([str(tmp_path / "A"), str(tmp_path / "B"), "--b-corpus", "ravdess", "--a-seeds", "each",
+                        "--into", str(result), "--key", "vs A"]) == 0
+    saved = json.loads(result.read_text())["paired_bootstrap"]["vs A"]
+    assert saved["b_corpus"] == "ravdess" and saved["n"] == 4 and saved["accuracy"]["delta"] == pytest.approx(50.0)
+    with pytest.raises(SystemExit, match="no seed\\*/cross_corpus/meld"):
+        script.main([str(tmp_path / "A"), str(tmp_path / "B"), "--b-corpus", "meld"])
