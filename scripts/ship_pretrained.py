@@ -81,8 +81,7 @@ REMARKS["ravdess-emotion-llama"] = """
   least 4 clips of a speaker**: a folder of one person's clips, or a recording that splits into
   4 or more utterances. A single clip is refused with that reason. Folders and recordings are
   read as one speaker.
-- Trained on 12 North-American actors reading two neutral sentences in 8 acted emotions: expect
-  lower scores on spontaneous speech, other languages and other recording conditions.
+- Its training voices: 12 North-American actors reading two neutral sentences in 8 acted emotions.
 - RAVDESS is licensed CC BY-NC-SA 4.0; the weights derive from it: non-commercial use.
 """
 
