@@ -79,7 +79,7 @@ REMARKS["ravdess-emotion-llama"] = """
   never saw (it had audio only): read them as the model's guess, not as evidence.
 - Stage 1 run without the words in the prompt (the audio-only ablation, trained after this
   model shipped) has a higher mean validation weighted F1 (66.21), but it was never trained to
-  give reasons, which this system gives; its test score is below this one's (76.11 ± 6.79).
+  give reasons, which this system gives.
 - It z-scores every feature within each speaker (`feature_norm: speaker`), so it needs **at
   least 4 clips of a speaker**: a folder of one person's clips, or a recording that splits into
   4 or more utterances. A single clip is refused with that reason. Folders and recordings are
