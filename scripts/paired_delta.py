@@ -8,7 +8,8 @@ B's seeds against A's seed-averaged prediction, accuracy and weighted F1 in poin
 
 A's prediction per utterance is the argmax of its seeds' mean probabilities (``--a-seeds
 each``: A is scored like B); B's score is the mean over its seeds in every replicate
-(lantern.evaluation.metrics.paired_bootstrap). ``--b-corpus NAME`` reads B's predictions on
+(lantern.evaluation.metrics.paired_bootstrap). ``scores`` holds each run's per-seed accuracy and
+weighted F1 on these utterances. ``--b-corpus NAME`` reads B's predictions on
 corpus NAME from its ``evaluate_on:`` scoring (``seed*/cross_corpus/NAME/``): a model trained on
 a mix of corpora against one trained on NAME alone.
 """
@@ -33,6 +34,16 @@ def _load(run: Path, split: str, corpus: str | None = None):
     probs = np.array([[[r["probs"][c] for c in classes] for r in seed] for seed in rows])
     gold = [classes.index(r["label"]) for r in rows[0]]
     return ids, classes, probs, np.array(gold)
+
+
+def _per_seed(y, preds, n_classes: int) -> dict:
+    """Each seed's accuracy and weighted F1 (percent), and their mean and std over seeds."""
+    from lantern.evaluation.metrics import percent_scores
+
+    scores = [percent_scores(y, p, n_classes) for p in preds]
+    return {m: {"per_seed": [s[m] for s in scores], "mean": float(np.mean([s[m] for s in scores])),
+                "std": float(np.std([s[m] for s in scores], ddof=1)) if len(scores) > 1 else 0.0}
+            for m in ("accuracy", "weighted_f1")}
 
 
 def main(argv=None) -> int:
@@ -61,7 +72,9 @@ def main(argv=None) -> int:
            for m in ("accuracy", "weighted_f1")}
     comparison = {"a": str(args.run_a), "b": str(args.run_b), "split": args.split,
                   "n": int(len(y)), "a_scored_as": args.a_seeds,
-                  **({"b_corpus": args.b_corpus} if args.b_corpus else {}), **out}
+                  **({"b_corpus": args.b_corpus} if args.b_corpus else {}),
+                  "scores": {"a": _per_seed(y, pa.argmax(axis=2), len(classes)),
+                             "b": _per_seed(y, pb.argmax(axis=2), len(classes))}, **out}
     print(json.dumps(comparison, indent=1))
     if args.into:
         from lantern.paths import atomic_write_text

@@ -287,5 +287,7 @@ def test_paired_delta_reads_a_mixed_run_on_one_of_its_corpora(tmp_path, capsys):
                         "--into", str(result), "--key", "vs A"]) == 0
     saved = json.loads(result.read_text())["paired_bootstrap"]["vs A"]
     assert saved["b_corpus"] == "ravdess" and saved["n"] == 4 and saved["accuracy"]["delta"] == pytest.approx(50.0)
+    assert saved["scores"]["a"]["accuracy"] == {"per_seed": [50.0, 50.0], "mean": 50.0, "std": 0.0}
+    assert saved["scores"]["b"]["weighted_f1"]["mean"] == 100.0
     with pytest.raises(SystemExit, match="no seed\\*/cross_corpus/meld"):
         script.main([str(tmp_path / "A"), str(tmp_path / "B"), "--b-corpus", "meld"])
