@@ -92,13 +92,13 @@ def summarise(per_seed: list[dict]) -> dict:
     import numpy as np
 
     from lantern.evaluation.metrics import paired_bootstrap
+    from lantern.evaluation.results import seed_stats
 
     out = {}
     for system in SYSTEMS:
         for k in SCORES:
             vals = [s[system][k] for s in per_seed if s[system][k] is not None]
-            out[f"{system}.{k}"] = {"mean": float(np.mean(vals)) if vals else None,
-                                    "std": float(np.std(vals)) if vals else None, "per_seed": vals}
+            out[f"{system}.{k}"] = seed_stats(vals) if vals else {"mean": None, "std": None, "per_seed": vals}
     deltas = {}
     for k in SCORES:
         model, template = (np.array([[c[k] for c in s[name]["per_clip"]] for s in per_seed], dtype=float)
@@ -117,17 +117,12 @@ def summarise(per_seed: list[dict]) -> dict:
 
 def label_scores(answers: list[list[dict]], classes: list[str]) -> dict:
     """Accuracy and weighted F1 (percent, mean ± std over seeds) of the judged clips' labels."""
-    import numpy as np
+    from lantern.evaluation.metrics import percent_scores
+    from lantern.evaluation.results import summarise_seeds
 
-    from lantern.evaluation.metrics import accuracy, weighted_f1
-
-    per = {"accuracy": [], "weighted_f1": []}
-    for seed in answers:
-        y = np.array([classes.index(a["gold"]) for a in seed])
-        p = np.array([classes.index(a["predicted"]) for a in seed])
-        per["accuracy"].append(100.0 * accuracy(y, p))
-        per["weighted_f1"].append(100.0 * weighted_f1(y, p, len(classes)))
-    return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v} for k, v in per.items()}
+    return summarise_seeds([percent_scores([classes.index(a["gold"]) for a in seed],
+                                           [classes.index(a["predicted"]) for a in seed], len(classes))
+                            for seed in answers])
 
 
 def main(argv=None) -> int:

@@ -36,18 +36,9 @@ def _load(run: Path, split: str, corpus: str | None = None):
     return ids, classes, probs, np.array(gold)
 
 
-def _per_seed(y, preds, n_classes: int) -> dict:
-    """Each seed's accuracy and weighted F1 (percent), and their mean and std over seeds."""
-    from lantern.evaluation.metrics import percent_scores
-
-    scores = [percent_scores(y, p, n_classes) for p in preds]
-    return {m: {"per_seed": [s[m] for s in scores], "mean": float(np.mean([s[m] for s in scores])),
-                "std": float(np.std([s[m] for s in scores], ddof=1)) if len(scores) > 1 else 0.0}
-            for m in ("accuracy", "weighted_f1")}
-
-
 def main(argv=None) -> int:
-    from lantern.evaluation.metrics import paired_bootstrap
+    from lantern.evaluation.metrics import paired_bootstrap, percent_scores
+    from lantern.evaluation.results import summarise_seeds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_a", type=Path)
@@ -73,8 +64,9 @@ def main(argv=None) -> int:
     comparison = {"a": str(args.run_a), "b": str(args.run_b), "split": args.split,
                   "n": int(len(y)), "a_scored_as": args.a_seeds,
                   **({"b_corpus": args.b_corpus} if args.b_corpus else {}),
-                  "scores": {"a": _per_seed(y, pa.argmax(axis=2), len(classes)),
-                             "b": _per_seed(y, pb.argmax(axis=2), len(classes))}, **out}
+                  "scores": {name: summarise_seeds([percent_scores(y, p, len(classes))
+                                                    for p in probs.argmax(axis=2)])
+                             for name, probs in (("a", pa), ("b", pb))}, **out}
     print(json.dumps(comparison, indent=1))
     if args.into:
         from lantern.paths import atomic_write_text

@@ -24,7 +24,7 @@ from typing import Any
 from lantern.paths import atomic_write_text
 
 __all__ = ["REQUIRED_KEYS", "build_result", "git_commit", "peak_memory_mb", "save_result",
-           "summarise_seeds", "write_result", "load_results", "validate_result", "result_slug"]
+           "seed_stats", "summarise_seeds", "write_result", "load_results", "validate_result", "result_slug"]
 
 REQUIRED_KEYS = ("dataset", "label_set", "split", "n_utterances", "model", "method", "variant",
                  "features", "selection_split", "seeds", "metrics", "train_seconds",
@@ -87,7 +87,13 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool)
 
 
-def _stats(values: list[float]) -> dict:
+def seed_stats(values: list[float]) -> dict:
+    """Mean, sample std (ddof=1; 0.0 for one value) and the values, as every result reports
+    a metric over seeds.
+
+    >>> seed_stats([58.0, 60.0])
+    {'mean': 59.0, 'std': 1.4142135623730951, 'per_seed': [58.0, 60.0]}
+    """
     n = len(values)
     mean = math.fsum(values) / n
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n >= 2 else 0.0
@@ -131,7 +137,7 @@ def _summarise(dicts: list[dict], path: str) -> dict:
             bad = [i for i, v in enumerate(values) if not _is_number(v)]
             if bad:
                 raise ValueError(f"metric {where!r} is not a number in seed runs {bad}")
-            out[key] = _stats([float(v) for v in values])
+            out[key] = seed_stats([float(v) for v in values])
         elif isinstance(value, dict):
             subs = [d[key] for d in dicts]
             if not all(isinstance(s, dict) for s in subs):
