@@ -16,7 +16,6 @@ root) as ``fer2013-observations-llm-<model>-sample.jsonl`` for the record.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
@@ -32,6 +31,7 @@ from lantern.evaluation.describe_cost import DESCRIBE_COST  # noqa: E402
 def sample_images(data_root: Path, per_class: int) -> tuple[list[Path], list[str]]:
     """The first ``per_class`` test images of each class (by id), and the classes."""
     from lantern.data import load_dataset
+    from lantern.describe.cli import prompt_classes
 
     ds = load_dataset("fer2013", data_root=str(data_root))
     taken: dict[int, list] = {}
@@ -39,9 +39,7 @@ def sample_images(data_root: Path, per_class: int) -> tuple[list[Path], list[str
         if len(taken.setdefault(u.label, [])) < per_class:
             taken[u.label].append(u)
     chosen = [u for label in sorted(taken) for u in taken[label]]
-    classes = [d.split(":")[0].strip() for d in ds.label_set.descriptions] if ds.label_set.descriptions \
-        else list(ds.label_set.classes)
-    return [Path(u.media["image"]) for u in chosen], classes
+    return [Path(u.media["image"]) for u in chosen], prompt_classes(ds.label_set.name)   # as `lantern describe`
 
 
 def describe(images: list[Path], classes: list[str], writer: str, model: str | None = None):
@@ -52,7 +50,7 @@ def describe(images: list[Path], classes: list[str], writer: str, model: str | N
     describer = ObservationsDescriber(model=model, writer=writer)
     try:
         speed = check(describer.llm) if writer == "llm" else None
-        return describe_images(images, describer, classes, cache=None, sink=io.StringIO()), speed
+        return describe_images(images, describer, classes, cache=None), speed
     finally:
         describer.close()
 

@@ -199,7 +199,6 @@ def startup_case(models: list[str], repeats: int, work: Path) -> dict:
 
 def _emotion_llama_case(name: str, data_root: Path, work: Path, model: str | None) -> dict:
     from lantern.predict import PredictSettings, predict
-
     from lantern.predict.pretrained import default_model
 
     model = model or default_model("emotion-llama")

@@ -88,7 +88,9 @@ def _dataset_images(name: str, data_root: str | None):
     return [u.media["image"] for u in utterances], boxes, ds.label_set.name
 
 
-def _classes(text: str) -> list[str]:
+def prompt_classes(text: str) -> list[str]:
+    """The class names a describe prompt offers: a label set's names (the part of each
+    description before ":"), or a comma list."""
     from lantern.data.labels import LABEL_SETS
 
     if text in LABEL_SETS:
@@ -110,10 +112,10 @@ def run_describe(args) -> int:
         raise ConfigError("describe needs IMAGE|FOLDER paths or --dataset NAME (one of the two)")
     if args.dataset:
         images, boxes, label_set = _dataset_images(args.dataset, args.data_root)
-        classes = _classes(args.classes or label_set)
+        classes = prompt_classes(args.classes or label_set)
     else:
         images, box = _images(args.paths), parse_box(args.box)
-        boxes, classes = ([box] * len(images) if box else None), _classes(args.classes or "fer7")
+        boxes, classes = ([box] * len(images) if box else None), prompt_classes(args.classes or "fer7")
     options = ({"base_url": args.base_url, "model": args.model} if args.describer == "vlm"
                else {"model": args.model, "writer": args.writer})
     cache = None if args.no_cache else LLMCache()
