@@ -210,10 +210,10 @@ def fit_merger(variant: str, base_options: dict, pooling: str | None, seed: int,
 def seed_metrics(reports: list[dict]) -> dict:
     """Accuracy and weighted F1 over a merger's seeds (mean, sample std, per seed) and the
     mean per-class F1, from :func:`~lantern.evaluation.metrics.classification_report` s."""
+    from lantern.evaluation.results import seed_stats
+
     def stat(key):
-        vals = [r[key] for r in reports]
-        return {"mean": float(np.mean(vals)),
-                "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, "per_seed": vals}
+        return seed_stats([float(r[key]) for r in reports])
 
     per_class = {c: float(np.mean([r["per_class_f1"][c] for r in reports]))
                  for c in reports[0]["per_class_f1"]}
